@@ -1,0 +1,7 @@
+"""``python -m recurrentkit``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

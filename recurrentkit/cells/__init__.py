@@ -1,0 +1,18 @@
+"""Recurrent cells and their registry. Importing this package registers the built-in cells."""
+
+from .base import RecurrentCell, State, detach_state, map_state
+from .elman import ElmanCell, ElmanState
+from .esn import ESNCell, ESNState
+from .gru import GRUCell, GRUState
+from .jordan import JordanCell, JordanState
+from .leaky import LeakyCell, LeakyState
+from .lstm import LSTMCell, LSTMState
+from .mingru import MinGRUCell, MinGRUState
+from .registry import CellInfo, create_cell, get_cell_class, get_cell_info, list_cells, register_cell, unregister_cell
+
+__all__ = [
+    "RecurrentCell", "State", "detach_state", "map_state",
+    "CellInfo", "create_cell", "get_cell_class", "get_cell_info", "list_cells", "register_cell", "unregister_cell",
+    "ElmanCell", "ElmanState", "JordanCell", "JordanState", "LSTMCell", "LSTMState", "GRUCell", "GRUState",
+    "MinGRUCell", "MinGRUState", "LeakyCell", "LeakyState", "ESNCell", "ESNState",
+]
