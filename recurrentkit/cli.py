@@ -1,18 +1,184 @@
-"""The ``recurrentkit`` command."""
+"""The ``recurrentkit`` command: LightningCLI for ``fit|validate|test|predict`` plus ``generate``, ``ngram``, ``cells``.
+
+Recipes are LightningCLI YAML files (``model: {class_path, init_args}``, ``data: {...}``, ``trainer: {...}``). Sizes
+that only the data knows (``vocab_size``, ``num_classes``, ...) are linked from the data module into the model at
+instantiation time, for every name that the chosen model's constructor accepts and the data module exposes.
+"""
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import importlib.util
+import inspect
 import sys
+from pathlib import Path
+from typing import Any
+
+LINKED_SIZES = ("vocab_size", "num_classes", "input_size", "output_size", "char_level", "pad_id")
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _import(class_path: str) -> Any:
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def _peek_class_paths(argv: list[str]) -> dict[str, str]:
+    """Find the ``model`` and ``data`` class paths a command line will select (config files, then overrides)."""
+    import yaml
+
+    found: dict[str, str] = {}
+    args = list(argv)
+    for index, arg in enumerate(args):
+        value = None
+        if arg in ("-c", "--config") and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith("--config="):
+            value = arg.split("=", 1)[1]
+        if value and Path(value).is_file():
+            config = yaml.safe_load(Path(value).read_text()) or {}
+            for key in ("model", "data"):
+                section = config.get(key)
+                if isinstance(section, dict) and "class_path" in section:
+                    found[key] = section["class_path"]
+                elif isinstance(section, str):
+                    found[key] = section
+        for key in ("model", "data"):
+            for flag in (f"--{key}", f"--{key}.class_path"):
+                if arg == flag and index + 1 < len(args) and not args[index + 1].startswith("-"):
+                    found[key] = args[index + 1]
+                elif arg.startswith(flag + "="):
+                    found[key] = arg.split("=", 1)[1]
+    return found
+
+
+def _links_for(model_path: str | None, data_path: str | None) -> list[str]:
+    """Names to link ``data.<name> -> model.init_args.<name>``."""
+    if not model_path or not data_path:
+        return []
+    model_cls, data_cls = _import(model_path), _import(data_path)
+    if model_cls is None or data_cls is None:
+        return []
+    accepted = inspect.signature(model_cls.__init__).parameters
+    return [name for name in LINKED_SIZES if name in accepted and hasattr(data_cls, name)]
+
+
+def _make_cli_class():
+    from lightning.pytorch.cli import LightningCLI
+
+    class RecurrentKitCLI(LightningCLI):
+        """LightningCLI with the data-to-model links and an end-of-fit summary (metrics and a text sample)."""
+
+        links: list[str] = []
+
+        def add_arguments_to_parser(self, parser) -> None:
+            for name in self.links:
+                parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+
+        def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
+            from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
+
+            wanted = config.get("enable_progress_bar", True) is not False
+            configured = list(config.get("callbacks") or []) + list(callbacks)
+            if wanted and importlib.util.find_spec("rich") and not any(isinstance(c, ProgressBar) for c in configured):
+                callbacks = [*callbacks, RichProgressBar()]
+            return super()._instantiate_trainer(config, callbacks)
+
+        def after_fit(self) -> None:
+            print_summary(self.trainer, self.model)
+
+    return RecurrentKitCLI
+
+
+def print_summary(trainer, model) -> None:
+    """Print the final validation metrics and, for a language model, a generated sample."""
+    if trainer.global_rank != 0:
+        return
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val")}
+    if metrics:
+        print("validation: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
+    generate = getattr(model, "generate", None)
+    if callable(generate) and getattr(model, "vocab", None) is not None:
+        try:
+            sample = generate(getattr(model, "default_prompt", "\n"), max_new_tokens=300, temperature=0.8, seed=0)
+        except (ValueError, RuntimeError) as err:  # a prompt the vocabulary can't encode, say
+            print(f"(no sample: {err})")
+        else:
+            print("sample:\n" + sample)
+
+
+def run_lightning(argv: list[str], from_command_line: bool = False) -> int:
+    """``recurrentkit fit|validate|test|predict ...`` through LightningCLI."""
+    from lightning.pytorch import LightningDataModule, LightningModule
+
+    cli_class = _make_cli_class()
+    peeked = _peek_class_paths(argv)
+    cli_class.links = _links_for(peeked.get("model"), peeked.get("data"))
+    cli_class(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,
+        save_config_kwargs={"overwrite": True},
+        seed_everything_default=1234,
+        args=None if from_command_line else argv,
+    )
+    return 0
+
+
+def generate_main(argv: list[str]) -> int:
+    """``recurrentkit generate --ckpt_path PATH --prompt TEXT``: sample from a trained language model."""
+    parser = argparse.ArgumentParser(prog="recurrentkit generate", description=generate_main.__doc__)
+    parser.add_argument("--ckpt_path", required=True, help="checkpoint written by `recurrentkit fit`")
+    parser.add_argument("--prompt", default="\n", help="text to condition on")
+    parser.add_argument("--max_new_tokens", type=int, default=200)
+    parser.add_argument("--temperature", type=float, default=1.0, help="0 means greedy")
+    parser.add_argument("--top_k", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--model_class", default="recurrentkit.tasks.language_model.LanguageModelTask")
+    args = parser.parse_args(argv)
+    path = Path(args.ckpt_path)
+    if not path.is_file():
+        parser.error(f"checkpoint not found: {path}")
+    task_cls = _import(args.model_class)
+    if task_cls is None:
+        parser.error(f"cannot import {args.model_class}")
+    task = task_cls.load_from_checkpoint(str(path), map_location="cpu")
+    print(task.generate(args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                        top_k=args.top_k, seed=args.seed))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``recurrentkit`` console script."""
-    import recurrentkit as rk
+    from_command_line = argv is None
+    args = sys.argv[1:] if argv is None else list(argv)
+    command = args[0] if args else "--help"
+    if command in ("-V", "--version", "version", "cells"):
+        import recurrentkit as rk
 
-    args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] in ("-V", "--version", "version", "cells"):
         print(f"recurrentkit {rk.__version__}")
         print("cells:", ", ".join(rk.list_cells()))
         return 0
-    print(f"recurrentkit: unknown command {args[0]!r}; try 'recurrentkit --version'", file=sys.stderr)
+    if command in LIGHTNING_SUBCOMMANDS:
+        return run_lightning(args, from_command_line)
+    if command == "generate":
+        return generate_main(args[1:])
+    if command == "ngram":
+        from .baselines.ngram import ngram_main
+
+        return ngram_main(args[1:])
+    usage = ("usage: recurrentkit {fit,validate,test,predict} -c RECIPE.yaml [--options]\n"
+             "       recurrentkit generate --ckpt_path CKPT --prompt TEXT\n"
+             "       recurrentkit ngram --data DIR --order 5\n"
+             "       recurrentkit --version | cells")
+    if command in ("-h", "--help", "help"):
+        print(usage)
+        return 0
+    print(f"recurrentkit: unknown command {command!r}\n{usage}", file=sys.stderr)
     return 2

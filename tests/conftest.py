@@ -16,6 +16,9 @@ import torch  # noqa: E402
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RUN_SLOW = os.environ.get("RK_RUN_SLOW") == "1"
 
+# Test tensors are small: one intra-op thread is faster than two, and far faster on a loaded machine.
+torch.set_num_threads(int(os.environ.get("RK_TEST_THREADS", "1")))
+
 
 def pytest_collection_modifyitems(config, items):
     for item in items:

@@ -66,8 +66,14 @@ class RecurrentCell(nn.Module):
         raise NotImplementedError
 
     def step(self, u_t: Tensor, state: State) -> tuple[Tensor, State]:
-        """One recurrent step given ``u_t = project_input(x)[t]``; returns ``(y_t, new_state)``."""
-        raise NotImplementedError
+        """One recurrent step given ``u_t = project_input(x)[t]``; returns ``(y_t, new_state)``.
+
+        The default serves cells with a :meth:`recurrent_weight`: ``pointwise(u_t, state[0] @ W.T, state)``.
+        """
+        weight = self.recurrent_weight()
+        if weight is None:
+            raise NotImplementedError(f"{type(self).__name__} must implement step() or recurrent_weight()+pointwise()")
+        return self.pointwise(u_t, torch.mm(state[0], weight.t()), state)
 
     # --- optional fast path ---------------------------------------------------------------------------------------
     @property
@@ -79,9 +85,32 @@ class RecurrentCell(nn.Module):
         """The parameters in the order the fused kernel expects (``weight_ih, weight_hh, bias_ih, bias_hh[, w_hr]``)."""
         raise NotImplementedError
 
+    # --- optional split step: lets the loop batch the recurrent weight's gradient ----------------------------------
+    def recurrent_weight(self) -> Tensor | None:
+        """The matrix ``W`` [G, S] of the step's one matmul on the fed-back signal ``state[0]``, or ``None``.
+
+        A cell returning ``W`` implements :meth:`pointwise` so that
+        ``step(u_t, state) == pointwise(u_t, state[0] @ W.T, state)``. Training then runs through
+        :class:`HoistedLoop`, which computes ``dL/dW`` as one big matmul over all steps instead of one small one per
+        step (the per-step ``[G, B] x [B, S]`` products dominate the backward pass of an autograd loop on CPU).
+        """
+        return None
+
+    def pointwise(self, u_t: Tensor, r_t: Tensor, state: State) -> tuple[Tensor, State]:
+        """The step given ``r_t = state[0] @ recurrent_weight().T``; only for cells with a recurrent weight."""
+        raise NotImplementedError
+
     def forward_sequence(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        """Run the whole sequence ``x`` [T, B, I] from ``state``; the default is the hoisted Python loop."""
+        """Run the whole sequence ``x`` [T, B, I] from ``state``: the input projection is hoisted out of time."""
         u = self.project_input(x)
+        weight = self.recurrent_weight()
+        if weight is not None and torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            named = [(n, p) for n, p in self.named_parameters() if p is not weight]
+            params = [p for _, p in named]
+            if any(t.requires_grad for t in (u, weight, *state, *params)):
+                meta = (len(state), tuple(n for n, _ in named))
+                outputs, *final = HoistedLoop.apply(self, meta, u, weight, *state, *params)
+                return outputs, self.state_type(*final)
         outputs = []
         for u_t in u.unbind(0):
             y_t, state = self.step(u_t, state)
@@ -121,3 +150,73 @@ def map_state(fn, *states: Any) -> Any:
     if isinstance(first, (list, tuple)):
         return type(first)(map_state(fn, *parts) for parts in zip(*states))
     raise TypeError(f"cannot map over a state of type {type(first).__name__}")
+
+
+class HoistedLoop(torch.autograd.Function):
+    """The time loop of a cell with a :meth:`~RecurrentCell.recurrent_weight`, with a hand-scheduled backward.
+
+    Forward runs the steps without building a graph and keeps each step's inputs. Backward walks time in reverse,
+    re-running only the cheap pointwise part of each step under autograd, and collects ``dL/d(state[0] @ W.T)`` of
+    every step so that ``dL/dW`` is a single ``[G, T*B] x [T*B, S]`` matmul at the end.
+    """
+
+    @staticmethod
+    def forward(ctx, cell: RecurrentCell, meta: tuple[int, tuple[str, ...]], u: Tensor, weight: Tensor, *rest: Tensor):
+        num_fields, ctx.names = meta
+        state = cell.state_type(*rest[:num_fields])
+        weight_t = weight.t()
+        states, recurrent, outputs = [], [], []
+        for u_t in u.unbind(0):
+            r_t = torch.mm(state[0], weight_t)
+            states.append(state)
+            recurrent.append(r_t)
+            y_t, state = cell.pointwise(u_t, r_t, state)
+            outputs.append(y_t)
+        ctx.cell, ctx.num_fields = cell, num_fields
+        ctx.states, ctx.recurrent = states, recurrent
+        ctx.save_for_backward(u, weight, *rest[num_fields:])
+        return (torch.stack(outputs), *state)
+
+    @staticmethod
+    def backward(ctx, grad_outputs: Tensor, *grad_state: Tensor):
+        cell, num_fields = ctx.cell, ctx.num_fields
+        u, weight, *params = ctx.saved_tensors
+        trainable = [p for p, need in zip(params, ctx.needs_input_grad[4 + num_fields:]) if need]
+        current = dict(cell.named_parameters())
+        names = ctx.names
+        if any(current.get(n) is not p for n, p in zip(names, params)):  # e.g. under torch.func.functional_call
+            with torch.nn.utils.stateless._reparametrize_module(cell, dict(zip(names, params))):
+                return HoistedLoop._backward(ctx, cell, u, weight, params, trainable, grad_outputs, grad_state)
+        return HoistedLoop._backward(ctx, cell, u, weight, params, trainable, grad_outputs, grad_state)
+
+    @staticmethod
+    def _backward(ctx, cell, u, weight, params, trainable, grad_outputs, grad_state):
+        num_fields = ctx.num_fields
+        grad_state = [torch.zeros_like(s) if g is None else g for g, s in zip(grad_state, ctx.states[-1])]
+        steps = u.shape[0]
+        grad_u = torch.empty_like(u) if ctx.needs_input_grad[2] else None
+        grad_r = torch.empty(steps, *ctx.recurrent[0].shape, dtype=u.dtype, device=u.device)
+        grad_params: list[Tensor | None] = [None] * len(trainable)  # None: not used by pointwise (e.g. weight_ih)
+        for t in range(steps - 1, -1, -1):
+            with torch.enable_grad():
+                u_t = u[t].detach().requires_grad_()
+                r_t = ctx.recurrent[t].detach().requires_grad_()
+                prev = [s.detach().requires_grad_() for s in ctx.states[t]]
+                y_t, new = cell.pointwise(u_t, r_t, cell.state_type(*prev))
+                grads = torch.autograd.grad([y_t, *new], [u_t, r_t, *prev, *trainable],
+                                            [grad_outputs[t], *grad_state], allow_unused=True)
+            if grad_u is not None:
+                grad_u[t] = grads[0] if grads[0] is not None else 0.0
+            grad_r[t] = grads[1]
+            grad_state = [torch.zeros_like(p) if g is None else g for g, p in zip(grads[2:2 + num_fields], prev)]
+            grad_state[0] = torch.addmm(grad_state[0], grads[1], weight)
+            for index, g in enumerate(grads[2 + num_fields:]):
+                if g is not None:
+                    grad_params[index] = g if grad_params[index] is None else grad_params[index] + g
+        grad_weight = None
+        if ctx.needs_input_grad[3]:
+            fed_back = torch.stack([s[0] for s in ctx.states])
+            grad_weight = torch.mm(grad_r.flatten(0, 1).t(), fed_back.flatten(0, 1))
+        trainable_grads = iter(grad_params)
+        grad_rest = [next(trainable_grads) if need else None for need in ctx.needs_input_grad[4 + num_fields:]]
+        return None, None, grad_u, grad_weight, *grad_state, *grad_rest

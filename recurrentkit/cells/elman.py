@@ -60,10 +60,14 @@ class ElmanCell(RecurrentCell):
             nn.init.zeros_(self.bias_hh)
 
     def project_input(self, x: Tensor) -> Tensor:
-        return nn.functional.linear(x, self.weight_ih, self.bias_ih)
+        u = nn.functional.linear(x, self.weight_ih, self.bias_ih)
+        return u if self.bias_hh is None else u + self.bias_hh
 
-    def step(self, u_t: Tensor, state: ElmanState) -> tuple[Tensor, ElmanState]:
-        h = self._act(nn.functional.linear(state.h, self.weight_hh, self.bias_hh) + u_t)
+    def recurrent_weight(self) -> Tensor:
+        return self.weight_hh
+
+    def pointwise(self, u_t: Tensor, r_t: Tensor, state: ElmanState) -> tuple[Tensor, ElmanState]:
+        h = self._act(u_t + r_t)
         return h, ElmanState(h)
 
     @property

@@ -49,9 +49,12 @@ class GRUCell(RecurrentCell):
     def project_input(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight_ih, self.bias_ih)
 
-    def step(self, u_t: Tensor, state: GRUState) -> tuple[Tensor, GRUState]:
+    def recurrent_weight(self) -> Tensor:
+        return self.weight_hh
+
+    def pointwise(self, u_t: Tensor, r_t: Tensor, state: GRUState) -> tuple[Tensor, GRUState]:
         h = state.h
-        hh = F.linear(h, self.weight_hh, self.bias_hh)
+        hh = r_t if self.bias_hh is None else r_t + self.bias_hh
         i_r, i_z, i_n = u_t.chunk(3, dim=-1)
         h_r, h_z, h_n = hh.chunk(3, dim=-1)
         r = torch.sigmoid(i_r + h_r)

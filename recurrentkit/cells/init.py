@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 RECURRENT_INITS = ("uniform", "orthogonal", "identity", "xavier")
+_MAX_DRAWS = 100
 
 
 def uniform_(tensor: Tensor, hidden_size: int) -> Tensor:
@@ -50,17 +51,19 @@ def sparse_reservoir(size: int, *, density: float, radius: float, generator: tor
     if not 0.0 < density <= 1.0:
         raise ValueError(f"density must be in (0, 1], got {density}")
     nnz = max(1, round(density * size * size))
-    flat = torch.zeros(size * size, dtype=torch.float64)
-    positions = torch.randperm(size * size, generator=generator)[:nnz]
-    if distribution == "normal":
-        values = torch.randn(nnz, generator=generator, dtype=torch.float64)
-    elif distribution == "uniform":
-        values = torch.rand(nnz, generator=generator, dtype=torch.float64) * 2 - 1
-    else:
-        raise ValueError(f"distribution must be 'normal' or 'uniform', got {distribution!r}")
-    flat[positions] = values
-    matrix = flat.view(size, size)
-    current = spectral_radius(matrix)
-    if current == 0.0:
-        raise ValueError("the sampled reservoir is nilpotent (spectral radius 0); raise density or change the seed")
-    return matrix * (radius / current)
+    for _ in range(_MAX_DRAWS):  # a very sparse (small) matrix can be nilpotent: draw again from the same generator
+        flat = torch.zeros(size * size, dtype=torch.float64)
+        positions = torch.randperm(size * size, generator=generator)[:nnz]
+        if distribution == "normal":
+            values = torch.randn(nnz, generator=generator, dtype=torch.float64)
+        elif distribution == "uniform":
+            values = torch.rand(nnz, generator=generator, dtype=torch.float64) * 2 - 1
+        else:
+            raise ValueError(f"distribution must be 'normal' or 'uniform', got {distribution!r}")
+        flat[positions] = values
+        matrix = flat.view(size, size)
+        current = spectral_radius(matrix)
+        if current > 1e-12:
+            return matrix * (radius / current)
+    raise ValueError(f"every sampled {size}x{size} reservoir with density {density} was nilpotent (spectral radius 0) "
+                     f"in {_MAX_DRAWS} draws; raise the density")

@@ -47,8 +47,11 @@ class MinGRUCell(RecurrentCell):
     def project_input(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight_ih, self.bias)
 
-    def step(self, u_t: Tensor, state: MinGRUState) -> tuple[Tensor, MinGRUState]:
+    def recurrent_weight(self) -> Tensor:
+        return self.weight_hh
+
+    def pointwise(self, u_t: Tensor, r_t: Tensor, state: MinGRUState) -> tuple[Tensor, MinGRUState]:
         c = state.c
-        gate, candidate = torch.addmm(u_t, c, self.weight_hh.t()).chunk(2, dim=-1)
-        c = c + torch.sigmoid(gate) * (torch.tanh(candidate) - c)
+        gate, candidate = (u_t + r_t).chunk(2, dim=-1)
+        c = torch.lerp(c, torch.tanh(candidate), torch.sigmoid(gate))  # c + Γ (c̃ - c)
         return c, MinGRUState(c)

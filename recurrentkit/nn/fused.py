@@ -31,6 +31,17 @@ def fused_mode_of(cells: Sequence[RecurrentCell]) -> str | None:
     return modes.pop() if len(shapes) == 1 else None
 
 
+def fused_stack_mode(layers: Sequence[Sequence[RecurrentCell]]) -> str | None:
+    """The fused mode shared by all ``layers`` when one kernel call can run the whole stack (as ``torch.nn.LSTM``
+    does): same mode, and every layer after the first has the same weight shapes."""
+    modes = {fused_mode_of(cells) for cells in layers}
+    if len(modes) != 1 or None in modes:
+        return None
+    shapes = {tuple(tuple(w.shape) for w in cell.fused_weights()) for cells in layers[1:] for cell in cells}
+    rest = {tuple(tuple(w.shape) for w in cell.fused_weights()[1:]) for cells in layers for cell in cells}
+    return modes.pop() if len(shapes) <= 1 and len(rest) == 1 else None
+
+
 def run_fused_layer(cells: Sequence[RecurrentCell], x: Tensor, states: Sequence[State], lengths: Tensor | None,
                     training: bool) -> tuple[Tensor, list[State]]:
     """Run one (possibly bidirectional) layer on the fused kernel.
@@ -41,23 +52,31 @@ def run_fused_layer(cells: Sequence[RecurrentCell], x: Tensor, states: Sequence[
         states: one state per cell.
         lengths: ``[B]`` valid lengths or ``None``; padded outputs come back as zeros.
     """
+    return run_fused_stack([cells], x, states, lengths, training)
+
+
+def run_fused_stack(layers: Sequence[Sequence[RecurrentCell]], x: Tensor, states: Sequence[State],
+                    lengths: Tensor | None, training: bool, dropout: float = 0.0) -> tuple[Tensor, list[State]]:
+    """Run a stack of layers sharing a :func:`fused_stack_mode` in one kernel call (dropout between layers)."""
+    cells = [cell for layer in layers for cell in layer]
     mode = cells[0].fused_mode
     kernel = _KERNELS[mode]
     weights = [w for cell in cells for w in cell.fused_weights()]
     has_bias = len(cells[0].fused_weights()) in (4, 5)
-    bidirectional = len(cells) == 2
+    bidirectional = len(layers[0]) == 2
+    num_layers = len(layers)
     is_lstm = mode == "LSTM"
     h0 = torch.stack([s[0] for s in states])
     hx = (h0, torch.stack([s[1] for s in states])) if is_lstm else h0
 
     if lengths is None:
-        result = kernel(x, hx, weights, has_bias, 1, 0.0, training, bidirectional, False)
+        result = kernel(x, hx, weights, has_bias, num_layers, dropout, training, bidirectional, False)
         output, final = result[0], result[1:]
     else:
         packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
         sorted_idx = packed.sorted_indices
         hx_sorted = tuple(h.index_select(1, sorted_idx) for h in hx) if is_lstm else hx.index_select(1, sorted_idx)
-        result = kernel(packed.data, packed.batch_sizes, hx_sorted, weights, has_bias, 1, 0.0, training,
+        result = kernel(packed.data, packed.batch_sizes, hx_sorted, weights, has_bias, num_layers, dropout, training,
                         bidirectional)
         output, _ = pad_packed_sequence(
             PackedSequence(result[0], packed.batch_sizes, sorted_idx, packed.unsorted_indices),

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from ..cells.base import RecurrentCell, State, map_state
 from ..cells.registry import create_cell
-from .fused import fused_mode_of, run_fused_layer
+from .fused import fused_mode_of, fused_stack_mode, run_fused_layer, run_fused_stack
 
 CellSpec = Union[str, Callable[..., RecurrentCell]]
 
@@ -138,11 +138,13 @@ class Recurrent(nn.Module):
         lengths = self._check_lengths(lengths, steps, batch)
         if state is None:
             state = self.initial_state(batch, device=x.device, dtype=x.dtype)
-        elif len(state) != len(self.cells()):
-            raise ValueError(f"state must hold {len(self.cells())} cell states (num_layers * directions), "
-                             f"got {len(state)}")
+        else:
+            self._check_state(state, batch)
         mask = None if lengths is None else (torch.arange(steps, device=x.device).unsqueeze(1)
                                              < lengths.to(x.device).unsqueeze(0))
+        if not self.force_loop and not self.residual and fused_stack_mode(self.layers) is not None:
+            output, final = run_fused_stack(self.layers, x, state, lengths, self.training, self.dropout)
+            return (output.transpose(0, 1) if self.batch_first else output), final
         final: list[State] = []
         layer_input = x
         for index, cells in enumerate(self.layers):
@@ -166,6 +168,18 @@ class Recurrent(nn.Module):
             layer_input = output
         output = layer_input.transpose(0, 1) if self.batch_first else layer_input
         return output, final
+
+    def _check_state(self, state: Sequence[State], batch: int) -> None:
+        cells = self.cells()
+        if len(state) != len(cells):
+            raise ValueError(f"state must hold {len(cells)} cell states (num_layers * directions), got {len(state)}")
+        for index, (cell, cell_state) in enumerate(zip(cells, state)):
+            if not isinstance(cell_state, cell.state_type):
+                raise TypeError(f"state[{index}] must be a {cell.state_type.__name__}, got {type(cell_state).__name__}")
+            for field, tensor, size in zip(cell_state._fields, cell_state, cell.state_size):
+                if tensor.shape != (batch, size):
+                    raise ValueError(f"state[{index}].{field} has shape {tuple(tensor.shape)}, expected "
+                                     f"{(batch, size)} (batch, state size)")
 
     def _check_lengths(self, lengths: Tensor | Sequence[int] | None, steps: int, batch: int) -> Tensor | None:
         if lengths is None:

@@ -1,0 +1,167 @@
+"""Forward+backward throughput of every registered cell through ``Recurrent``, against ``torch.nn`` in the same run.
+
+Usage::
+
+    python benchmarks/cells.py                    # H=200 and H=650, 5 rounds, compiled variants included
+    python benchmarks/cells.py --hidden 650 --rounds 7
+    python benchmarks/cells.py --quick            # H=200 only, 2 rounds, no compiled variants, short ESN run
+
+Every round cycles through all configurations (interleaved), so a noisy neighbour slows every configuration of a
+round alike; each configuration's figure is the median over rounds of its mean time per iteration. Ratios are
+time ratios (lower is faster): ``vs own`` compares lstm/gru/elman with the ``torch.nn`` module computing the same
+thing, ``vs LSTM`` and ``vs RNN`` compare with ``torch.nn.LSTM`` and ``torch.nn.RNN(tanh)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+import recurrentkit as rk
+
+BATCH, STEPS, LAYERS = 20, 35, 2
+OWN_REFERENCE = {"lstm": "nn.LSTM", "gru": "nn.GRU", "elman": "nn.RNN(tanh)"}
+
+
+@dataclass
+class Config:
+    """One row of the table: a module to time and the ``torch.nn`` module it is compared with."""
+
+    label: str
+    build: Callable[[], nn.Module]
+    own: str | None = None
+    times: list[float] = field(default_factory=list)
+    module: nn.Module | None = None
+
+
+def _configs(hidden: int, compiled: bool) -> list[Config]:
+    def ref(kind: str) -> Callable[[], nn.Module]:
+        return lambda: getattr(nn, kind)(hidden, hidden, LAYERS)
+
+    configs = [Config("nn.LSTM", ref("LSTM")), Config("nn.GRU", ref("GRU")),
+               Config("nn.RNN(tanh)", lambda: nn.RNN(hidden, hidden, LAYERS, nonlinearity="tanh"))]
+
+    def recurrent(cell: str, **kwargs) -> Callable[[], nn.Module]:
+        return lambda: rk.Recurrent(cell, hidden, hidden, num_layers=LAYERS, **kwargs)
+
+    for name in rk.list_cells():
+        configs.append(Config(name, recurrent(name), own=OWN_REFERENCE.get(name)))
+        if name in OWN_REFERENCE:
+            configs.append(Config(f"{name} (force_loop)", recurrent(name, force_loop=True), own=OWN_REFERENCE[name]))
+    configs.append(Config("lstm(peepholes)", recurrent("lstm", peepholes=True), own="nn.LSTM"))
+    configs.append(Config("lstm(layer_norm)", recurrent("lstm", layer_norm=True), own="nn.LSTM"))
+    if compiled:
+        for label, build in [("leaky", recurrent("leaky", compile=True)),
+                             ("jordan", recurrent("jordan", compile=True)),
+                             ("lstm(peepholes)", recurrent("lstm", peepholes=True, compile=True)),
+                             ("lstm(layer_norm)", recurrent("lstm", layer_norm=True, compile=True))]:
+            configs.append(Config(f"{label} compile=True", build, own="nn.LSTM" if "lstm" in label else None))
+    return configs
+
+
+def _step(module: nn.Module, x: torch.Tensor) -> None:
+    output = module(x)[0]
+    output.pow(2).mean().backward()
+    for p in module.parameters():
+        p.grad = None
+    x.grad = None
+
+
+CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+clock = time.perf_counter
+
+
+def _time(module: nn.Module, x: torch.Tensor, min_seconds: float) -> float:
+    """Mean seconds per forward+backward over at least ``min_seconds`` (and at least 2 iterations)."""
+    iterations, start = 0, clock()
+    while True:
+        _step(module, x)
+        iterations += 1
+        elapsed = clock() - start
+        if elapsed >= min_seconds and iterations >= 2:
+            return elapsed / iterations
+
+
+def bench_cells(hidden: int, rounds: int, compiled: bool, min_seconds: float) -> list[Config]:
+    """Time every configuration at one hidden size; returns the configurations with their per-round times."""
+    torch.manual_seed(0)
+    x = torch.randn(STEPS, BATCH, hidden, requires_grad=True)  # as below a trainable embedding (esn needs it)
+    configs = _configs(hidden, compiled)
+    for config in configs:  # build + warm up (and compile) before any timing
+        config.module = config.build()
+        for _ in range(2):
+            _step(config.module, x)
+    for _ in range(rounds):
+        for config in configs:
+            config.times.append(_time(config.module, x, min_seconds))
+    return configs
+
+
+def table(configs: list[Config], hidden: int) -> str:
+    """Markdown table of tokens/s and time ratios."""
+    median = {c.label: statistics.median(c.times) for c in configs}
+    lines = [f"H={hidden}, B={BATCH}, T={STEPS}, {LAYERS} layers, forward+backward",
+             "", "| config | ms/iter | tokens/s | vs own torch.nn | vs nn.LSTM | vs nn.RNN(tanh) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for c in configs:
+        t = median[c.label]
+        own = f"{t / median[c.own]:.2f}x" if c.own else "-"
+        lines.append(f"| {c.label} | {t * 1e3:.1f} | {BATCH * STEPS / t:,.0f} | {own} | "
+                     f"{t / median['nn.LSTM']:.2f}x | {t / median['nn.RNN(tanh)']:.2f}x |")
+    return "\n".join(lines)
+
+
+def bench_esn(steps: int, rounds: int, units: int = 1000, density: float = 0.1) -> tuple[float, list[float]]:
+    """Median steps/s of an ESN (``units`` units, ``density``) over one sequence of ``steps`` steps, no grad."""
+    torch.manual_seed(0)
+    layer = rk.Recurrent("esn", 1, units, density=density)
+    x = torch.randn(steps, 1, 1)
+    rates = []
+    with torch.no_grad():
+        layer(x[:10])
+        for _ in range(rounds):
+            start = clock()
+            layer(x)
+            rates.append(steps / (clock() - start))
+    return statistics.median(rates), rates
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden sizes (default 200 650)")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5; 2 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="H=200, 2 rounds, no compiled variants")
+    parser.add_argument("--no-compile", action="store_true", help="skip the compile=True variants")
+    parser.add_argument("--min-seconds", type=float, default=0.3, help="timing window per config and round")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="'process': CPU time of this process, robust to a busy machine (use with --threads 1)")
+    parser.add_argument("--esn-steps", type=int, default=None, help="ESN sequence length (default 5000)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    global clock
+    clock = CLOCKS[args.clock]
+    hidden = args.hidden or ([200] if args.quick else [200, 650])
+    rounds = args.rounds or (2 if args.quick else 5)
+    compiled = not (args.quick or args.no_compile)
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+          f", cells: {', '.join(rk.list_cells())}; {rounds} interleaved rounds, medians, {args.clock} clock\n")
+    for size in hidden:
+        print(table(bench_cells(size, rounds, compiled, args.min_seconds), size), "\n", flush=True)
+    esn_steps = args.esn_steps or (1000 if args.quick else 5000)
+    rate, _ = bench_esn(esn_steps, max(rounds, 3))
+    print(f"esn: 1000 units, 10% density, one sequence of {esn_steps} steps, no_grad: {rate:,.0f} steps/s "
+          f"(target >= 20,000)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Parameter count and training throughput of the One Billion Word recipes, on a synthetic stream.
+
+For each recipe in ``recipes/lm1b/`` (a LightningCLI YAML) the model of ``model.init_args`` is built with the full
+One Billion Word vocabulary (793,471 words) and:
+
+* ``--params-only``: instantiated on the meta device (no memory), parameters counted;
+* otherwise: trained for ``--steps`` timed steps (after ``--warmup``) on a synthetic log-uniform (Zipf-like) id
+  stream, as the task trains (carried, detached state; the recipe's output layer and optimizer, or ``--optimizer
+  sgd`` to leave out the optimizer state; gradient clipping at the recipe's value). Prints tokens/s and the hours one
+  epoch of about 0.8B training tokens would take at that speed on this device.
+
+    python benchmarks/lm1b_throughput.py --params-only
+    python benchmarks/lm1b_throughput.py --recipe recipes/lm1b/lstm-2048-adaptive.yaml --batch-size 32 --steps 5
+
+The H100 figures in the recipes need this script run on an H100 (``--device cuda``); CPU figures are CPU figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from recurrentkit.models.lm import RNNLanguageModel
+
+LM1B_VOCAB = 793_471
+LM1B_TRAIN_TOKENS = 800_000_000  # about 0.8B training words (Chelba et al. 2013's round figure)
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_ARGS = ("embedding_size", "hidden_size", "num_layers", "cell", "cell_kwargs", "layer_sizes", "dropout",
+              "input_dropout", "hidden_dropout", "embedding_dropout", "weight_drop", "locked_dropout", "tie_weights",
+              "output", "cutoffs", "num_samples", "init_range")
+
+
+def load_recipe(path: Path) -> tuple[dict, dict, dict]:
+    """``(model kwargs, optimizer spec, trainer section)`` of a LightningCLI recipe."""
+    config = yaml.safe_load(path.read_text())
+    init = dict((config.get("model") or {}).get("init_args") or {})
+    kwargs = {k: v for k, v in init.items() if k in MODEL_ARGS}
+    return kwargs, init.get("optimizer") or {}, config.get("trainer") or {}
+
+
+def build_model(kwargs: dict, vocab_size: int, device: str | torch.device) -> RNNLanguageModel:
+    with torch.device(device):
+        return RNNLanguageModel(vocab_size, **kwargs)
+
+
+def count_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_optimizer(spec: dict, params, override: str | None) -> torch.optim.Optimizer:
+    if override == "sgd" or not spec:
+        return torch.optim.SGD(params, lr=0.1)
+    module, _, name = spec["class_path"].rpartition(".")
+    return getattr(importlib.import_module(module), name)(params, **(spec.get("init_args") or {}))
+
+
+def zipf_stream(n: int, vocab_size: int, device, seed: int = 0) -> torch.Tensor:
+    """``n`` ids drawn log-uniformly from ``[0, vocab_size)`` (frequent ids first, as the real vocab is sorted)."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.rand(n, generator=g, dtype=torch.float64)
+    ids = (torch.exp(u * torch.log(torch.tensor(vocab_size + 1.0, dtype=torch.float64))).floor().long() - 1)
+    return ids.clamp_(0, vocab_size - 1).to(device)
+
+
+def throughput(model: RNNLanguageModel, optimizer, clip: float | None, batch_size: int, bptt: int, steps: int,
+               warmup: int, device) -> tuple[float, float, float]:
+    """``(tokens/s, seconds/step, last loss)`` over ``steps`` timed training steps."""
+    total = steps + warmup
+    stream = zipf_stream(batch_size * (total * bptt + 1), model.vocab_size, device).view(batch_size, -1)
+    model.train()
+    state = None
+    start = 0.0
+    loss = torch.tensor(float("nan"))
+    for i in range(total):
+        if i == warmup:
+            if torch.device(device).type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+        x = stream[:, i * bptt:(i + 1) * bptt]
+        y = stream[:, i * bptt + 1:(i + 1) * bptt + 1]
+        hidden, state = model(x, state)
+        state = [type(s)(*(t.detach() for t in s)) for s in state]
+        loss = model.loss(hidden, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    return steps * batch_size * bptt / elapsed, elapsed / steps, loss.item()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--recipe", type=Path, action="append", help="recipe YAML (repeatable; default: all lm1b ones)")
+    ap.add_argument("--params-only", action="store_true", help="count parameters on the meta device, no training")
+    ap.add_argument("--vocab-size", type=int, default=LM1B_VOCAB)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--bptt", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--optimizer", choices=("recipe", "sgd"), default="recipe")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads on CPU")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipes = args.recipe or sorted(p for p in (ROOT / "recipes" / "lm1b").glob("*.yaml") if p.stem != "kn5")
+    for path in recipes:
+        kwargs, opt_spec, trainer = load_recipe(path)
+        meta = build_model(kwargs, args.vocab_size, "meta")
+        n = count_params(meta)
+        del meta
+        line = f"{path.stem:28s} params {n:>14,d}"
+        if args.params_only:
+            print(line)
+            continue
+        torch.manual_seed(0)
+        model = build_model(kwargs, args.vocab_size, args.device)
+        opt = build_optimizer(opt_spec, model.parameters(), None if args.optimizer == "recipe" else "sgd")
+        tps, sps, loss = throughput(model, opt, trainer.get("gradient_clip_val"), args.batch_size, args.bptt,
+                                    args.steps, args.warmup, args.device)
+        device = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
+            f"cpu ({torch.get_num_threads()} threads)"
+        print(f"{line}  device {device}  batch {args.batch_size}x{args.bptt}  optimizer "
+              f"{type(opt).__name__}  {tps:,.0f} tokens/s  {sps:.3f} s/step  loss {loss:.3f}  "
+              f"one epoch (~0.8B tokens) = {LM1B_TRAIN_TOKENS / tps / 3600:,.1f} h")
+        del model, opt
+
+
+if __name__ == "__main__":
+    main()

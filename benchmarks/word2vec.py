@@ -1,0 +1,122 @@
+"""word2vec on WikiText-2: recurrentkit vs gensim, same tokens, same hyperparameters, same run.
+
+    python benchmarks/word2vec.py                       # skip-gram, gensim defaults, 5 epochs (a few minutes)
+    python benchmarks/word2vec.py --mode cbow
+    python benchmarks/word2vec.py --max-lines 3000 --epochs 1   # a quick smoke run
+
+Both train on the lines of ``wikitext-2/train.txt`` split on whitespace (no end-of-line token; windows stop at line
+ends), with gensim's defaults: vector_size 100, window 5, min_count 5, negative 5, sample 1e-3, alpha 0.025 ->
+min_alpha 1e-4, 5 epochs (``sg=1`` for skip-gram). gensim uses ``workers=2``. Both are scored by
+``recurrentkit.embeddings.evaluate_analogies`` (gensim's rules, restrict_vocab 30000) and, as a cross-check,
+gensim's own ``evaluate_word_analogies`` on gensim's vectors.
+
+words/s = (in-vocabulary training tokens x epochs) / training wall time (vocabulary building excluded for both).
+gensim is needed only here: ``pip install gensim``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+DATA = Path(os.environ.get("RK_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--train", default=str(DATA / "wikitext-2" / "train.txt"))
+    p.add_argument("--questions", default=str(DATA / "analogy" / "questions-words.txt"))
+    p.add_argument("--mode", choices=["sg", "cbow"], default="sg")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--max-lines", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=4096)
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads for recurrentkit")
+    p.add_argument("--workers", type=int, default=2, help="gensim worker threads")
+    p.add_argument("--num-workers", type=int, default=0,
+                   help="recurrentkit DataLoader worker processes (pair generation beside training)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--skip-gensim", action="store_true")
+    p.add_argument("--json", default=None, help="also write the results here")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from recurrentkit.data.skipgram import Word2VecCorpus, Word2VecDataModule, read_sentences
+    from recurrentkit.embeddings import Word2VecTask, WordVectors
+
+    torch.set_num_threads(args.threads)
+    sentences = read_sentences(args.train, max_lines=args.max_lines)
+    n_tokens = sum(len(s) for s in sentences)
+    print(f"corpus: {args.train}: {len(sentences)} non-empty lines, {n_tokens} tokens; mode={args.mode}, "
+          f"epochs={args.epochs}", flush=True)
+    results: dict = {"mode": args.mode, "epochs": args.epochs, "tokens": n_tokens, "lines": len(sentences)}
+
+    # --- recurrentkit ---
+    import lightning as L
+
+    dm = Word2VecDataModule(sentences=sentences, min_count=5, mode=args.mode, window=5, sample=1e-3, negative=5,
+                            batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
+                            num_workers=args.num_workers)
+    corpus: Word2VecCorpus = dm.corpus
+    task = Word2VecTask(dm.vocab_size, vector_size=100, mode=args.mode, alpha=0.025, min_alpha=0.0001,
+                        seed=args.seed, words=dm.words)
+    trainer = L.Trainer(max_epochs=args.epochs, accelerator="cpu", devices=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    t0 = time.perf_counter()
+    trainer.fit(task, datamodule=dm)
+    rk_seconds = time.perf_counter() - t0
+    rk_words = len(corpus) * args.epochs
+    rk_vectors = task.word_vectors()
+    rk_eval = rk_vectors.evaluate_analogies(args.questions, restrict_vocab=30000)
+    results["recurrentkit"] = {"seconds": rk_seconds, "words_per_sec": rk_words / rk_seconds,
+                               "vocab": dm.vocab_size, "train_words": len(corpus), **rk_eval.as_dict(),
+                               "threads": args.threads, "batch_size": args.batch_size,
+                               "num_workers": args.num_workers}
+    print(f"recurrentkit: vocab {dm.vocab_size}, {len(corpus)} training tokens/epoch, {rk_seconds:.1f} s, "
+          f"{rk_words / rk_seconds:,.0f} words/s; analogies: {rk_eval}", flush=True)
+
+    # --- gensim ---
+    if not args.skip_gensim:
+        try:
+            from gensim.models import Word2Vec
+        except ImportError:
+            print("gensim is not installed (pip install gensim); skipping the reference", file=sys.stderr)
+        else:
+            import gensim
+
+            model = Word2Vec(vector_size=100, window=5, min_count=5, negative=5, sample=1e-3, alpha=0.025,
+                             min_alpha=0.0001, sg=int(args.mode == "sg"), hs=0, workers=args.workers,
+                             seed=args.seed, epochs=args.epochs)
+            model.build_vocab(sentences)
+            t0 = time.perf_counter()
+            model.train(sentences, total_examples=model.corpus_count, epochs=args.epochs)
+            gs_seconds = time.perf_counter() - t0
+            gs_words = model.corpus_total_words * args.epochs
+            kv = model.wv
+            gs_vectors = WordVectors(list(kv.index_to_key), kv.vectors)
+            gs_eval = gs_vectors.evaluate_analogies(args.questions, restrict_vocab=30000)
+            gs_native, _ = kv.evaluate_word_analogies(args.questions, restrict_vocab=30000)
+            results["gensim"] = {"version": gensim.__version__, "seconds": gs_seconds,
+                                 "words_per_sec": gs_words / gs_seconds, "vocab": len(kv), **gs_eval.as_dict(),
+                                 "total_by_gensim_evaluator": gs_native, "workers": args.workers}
+            print(f"gensim {gensim.__version__}: vocab {len(kv)}, {gs_seconds:.1f} s, "
+                  f"{gs_words / gs_seconds:,.0f} words/s; analogies: {gs_eval} "
+                  f"(gensim's own evaluator: total {100 * gs_native:.2f}%)", flush=True)
+            rk, gs = results["recurrentkit"], results["gensim"]
+            rel = (rk["total"] - gs["total"]) / gs["total"] if gs["total"] else float("nan")
+            results["ratio"] = {"accuracy_relative_difference": rel,
+                                "speed_ratio": rk["words_per_sec"] / gs["words_per_sec"]}
+            print(f"ratio: analogy accuracy {100 * rk['total']:.2f}% vs {100 * gs['total']:.2f}% "
+                  f"(relative difference {100 * rel:+.1f}%); speed {rk['words_per_sec'] / gs['words_per_sec']:.2f}x "
+                  f"gensim", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""Lightning callbacks: the NT-ASGD optimizer switch and text-sample logging."""
+
+from .ntasgd import NTASGD
+from .text_samples import TextSampleLogger
+
+__all__ = ["NTASGD", "TextSampleLogger"]

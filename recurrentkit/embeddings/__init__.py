@@ -1,0 +1,33 @@
+"""Word embeddings: word2vec (skip-gram / CBOW with negative sampling), word vectors and analogy evaluation.
+
+>>> from recurrentkit.embeddings import WordVectors
+>>> wv = WordVectors(["a", "b"], [[1.0, 0.0], [0.0, 1.0]])
+>>> wv.most_similar("a", topn=1)[0][0]
+'b'
+"""
+
+from .analogy import AnalogyResult, SectionScore, evaluate_analogies, read_analogies
+from .vectors import (
+    WordVectors,
+    embedding_from_vectors,
+    init_embedding,
+    load_word2vec_format,
+    save_word2vec_format,
+    vocab_tokens,
+)
+from .word2vec import Word2VecTask, train_word2vec
+
+__all__ = [
+    "AnalogyResult",
+    "SectionScore",
+    "Word2VecTask",
+    "WordVectors",
+    "embedding_from_vectors",
+    "evaluate_analogies",
+    "init_embedding",
+    "load_word2vec_format",
+    "read_analogies",
+    "save_word2vec_format",
+    "train_word2vec",
+    "vocab_tokens",
+]
