@@ -2,9 +2,9 @@
 
 Usage::
 
-    python benchmarks/cells.py                    # H=200 and H=650, 5 rounds, compiled variants included
-    python benchmarks/cells.py --hidden 650 --rounds 7
-    python benchmarks/cells.py --quick            # H=200 only, 2 rounds, no compiled variants, short ESN run
+    python benchmarks/cells.py                    # H=200 and H=650, 5 rounds
+    python benchmarks/cells.py --hidden 650 --rounds 7 --compile   # add compile=True rows (slow cold compiles)
+    python benchmarks/cells.py --quick            # H=200 only, 2 rounds, short ESN run
 
 Every round cycles through all configurations (interleaved), so a noisy neighbour slows every configuration of a
 round alike; each configuration's figure is the median over rounds of its mean time per iteration. Ratios are
@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden sizes (default 200 650)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5; 2 with --quick)")
     parser.add_argument("--quick", action="store_true", help="H=200, 2 rounds, no compiled variants")
-    parser.add_argument("--no-compile", action="store_true", help="skip the compile=True variants")
+    parser.add_argument("--compile", action="store_true",
+                        help="add compile=True rows for leaky, jordan, lstm(peepholes), lstm(layer_norm)")
+    parser.add_argument("--no-compile", action="store_true", help="no compile=True rows (the default)")
     parser.add_argument("--min-seconds", type=float, default=0.3, help="timing window per config and round")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     clock = CLOCKS[args.clock]
     hidden = args.hidden or ([200] if args.quick else [200, 650])
     rounds = args.rounds or (2 if args.quick else 5)
-    compiled = not (args.quick or args.no_compile)
+    compiled = args.compile and not (args.quick or args.no_compile)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
           f", cells: {', '.join(rk.list_cells())}; {rounds} interleaved rounds, medians, {args.clock} clock\n")

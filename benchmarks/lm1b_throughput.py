@@ -11,6 +11,7 @@ One Billion Word vocabulary (793,471 words) and:
 
     python benchmarks/lm1b_throughput.py --params-only
     python benchmarks/lm1b_throughput.py --recipe recipes/lm1b/lstm-2048-adaptive.yaml --batch-size 32 --steps 5
+    python benchmarks/lm1b_throughput.py --data-speed      # time building the memory-mapped cache instead
 
 The H100 figures in the recipes need this script run on an H100 (``--device cuda``); CPU figures are CPU figures.
 """
@@ -97,6 +98,44 @@ def throughput(model: RNNLanguageModel, optimizer, clip: float | None, batch_siz
     return steps * batch_size * bptt / elapsed, elapsed / steps, loss.item()
 
 
+def data_speed(lines_per_shard: int = 40_000, shards: int = 2, seed: int = 0) -> None:
+    """Write a synthetic release (Zipf words, 25 per line) to a temp dir and time the cache build and reload."""
+    import tempfile
+
+    import numpy as np
+
+    from recurrentkit.data.lm1b import HELDOUT_DIR, TRAIN_DIR, OneBillionWordDataModule
+
+    rng = np.random.default_rng(seed)
+    words = np.array([f"w{i}" for i in range(200_000)])
+    p = 1.0 / np.arange(1, words.size + 1)
+    p /= p.sum()
+
+    def text(n: int) -> str:
+        return "\n".join(" ".join(row) for row in words[rng.choice(words.size, size=(n, 25), p=p)]) + "\n"
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / TRAIN_DIR).mkdir()
+        (root / HELDOUT_DIR).mkdir()
+        for i in range(1, shards + 1):
+            (root / TRAIN_DIR / f"news.en-{i:05d}-of-00100").write_text(text(lines_per_shard))
+        for i in (0, 1):
+            (root / HELDOUT_DIR / f"news.en.heldout-{i:05d}-of-00050").write_text(text(lines_per_shard // 20))
+        dm = OneBillionWordDataModule(str(root))
+        t0 = time.perf_counter()
+        size = dm.vocab_size
+        built = time.perf_counter() - t0
+        tokens = sum(dm.token_stream(s).numel() for s in ("train", "validation", "test"))
+        t0 = time.perf_counter()
+        again = OneBillionWordDataModule(str(root))
+        again.vocab_size  # noqa: B018
+        again.token_stream("train")
+        reload = time.perf_counter() - t0
+    print(f"cache build: {tokens:,d} tokens, vocab {size:,d}, {built:.1f} s = {tokens / built:,.0f} tokens/s "
+          f"(0.8B tokens: ~{LM1B_TRAIN_TOKENS / (tokens / built) / 60:.0f} min); reload {reload:.2f} s")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipe", type=Path, action="append", help="recipe YAML (repeatable; default: all lm1b ones)")
@@ -109,7 +148,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--optimizer", choices=("recipe", "sgd"), default="recipe")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads on CPU")
+    ap.add_argument("--data-speed", action="store_true", help="time the data cache build on a synthetic release")
     args = ap.parse_args(argv)
+    if args.data_speed:
+        data_speed()
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     recipes = args.recipe or sorted(p for p in (ROOT / "recipes" / "lm1b").glob("*.yaml") if p.stem != "kn5")

@@ -21,7 +21,30 @@ from .nn import Recurrent
 
 __version__ = "0.1.0"
 
+# Lightning-side names are imported on first use, so `import recurrentkit` stays as light as torch.
+_LAZY_EXPORTS = {
+    "LanguageModelTask": "recurrentkit.tasks.language_model",
+    "ClassificationTask": "recurrentkit.tasks.classification",
+    "ForecastingTask": "recurrentkit.tasks.forecasting",
+    "ReservoirTask": "recurrentkit.tasks.reservoir",
+    "RNNLanguageModel": "recurrentkit.models.lm",
+    "RecurrentClassifier": "recurrentkit.models.classifier",
+    "LanguageModelingDataModule": "recurrentkit.data.lm",
+    "Vocab": "recurrentkit.data.vocab",
+    "KneserNeyLM": "recurrentkit.baselines.ngram",
+    "RidgeReadout": "recurrentkit.nn.readout",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
+    raise AttributeError(f"module 'recurrentkit' has no attribute {name!r}")
+
 __all__ = [
+    *_LAZY_EXPORTS,
     "CellInfo",
     "Recurrent",
     "RecurrentCell",

@@ -78,6 +78,14 @@ def _make_cli_class():
         def add_arguments_to_parser(self, parser) -> None:
             for name in self.links:
                 parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+            parser.add_argument("--predictions_file", type=str | None, default=None,
+                                help="predict: where to write the TSV of predictions (default: next to "
+                                     "data.predict_file, as <name>.predictions.tsv)")
+
+        def predict(self, model, datamodule=None, **kwargs) -> None:
+            predictions = self.trainer.predict(model, datamodule=datamodule, **kwargs)
+            write_prediction_table(predictions, model, datamodule,
+                                   self.config[self.subcommand].get("predictions_file"))
 
         def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
             from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
@@ -92,6 +100,23 @@ def _make_cli_class():
             print_summary(self.trainer, self.model)
 
     return RecurrentKitCLI
+
+
+def write_prediction_table(predictions, model, datamodule, path: str | None) -> str | None:
+    """Write a classifier's predictions as a TSV (label, confidence, class probabilities, text); return the path."""
+    label_names = getattr(model, "label_names", None) or getattr(datamodule, "label_names", None)
+    if not predictions or not label_names or not isinstance(predictions[0], dict) or "probs" not in predictions[0]:
+        return None
+    from .tasks.classification import write_predictions
+
+    texts = getattr(datamodule, "predict_texts", None)
+    texts = texts() if callable(texts) else texts
+    source = getattr(datamodule, "predict_file", None)
+    if path is None:
+        path = str(Path(source).with_suffix(".predictions.tsv")) if source else "predictions.tsv"
+    written = write_predictions(predictions, path, label_names, texts=texts)
+    print(f"predictions written to {written}")
+    return written
 
 
 def print_summary(trainer, model) -> None:

@@ -54,6 +54,14 @@ def test_shapes_follow_state_size_and_output_size(name, kwargs):
     y0, s1 = cell(x[0])  # one step on raw input, zero state
     torch.testing.assert_close(y0, out[0])
     assert isinstance(s1, cell.state_type)
+    state = cell.state_type(*(torch.randn_like(s) for s in state))
+    with torch.no_grad():  # the plain step() loop: the reference for the training kernels (LSTMLoop, LeakyLoop...)
+        ref_out, ref_final = cell.forward_sequence(x, state)
+    out, final = cell.forward_sequence(x, state)
+    assert out.requires_grad or name == "esn"
+    torch.testing.assert_close(out, ref_out)
+    for a, b in zip(final, ref_final):
+        torch.testing.assert_close(a, b)
 
 
 @pytest.mark.parametrize(("name", "kwargs"), VARIANTS, ids=VARIANT_IDS)

@@ -50,3 +50,24 @@ def test_links_only_names_both_sides_have():
     sys.modules[__name__].Data, sys.modules[__name__].Model = Data, Model
     assert cli._links_for(f"{__name__}.Model", f"{__name__}.Data") == ["vocab_size"]
     assert cli._links_for(f"{__name__}.Model", "no.such.Class") == []
+
+
+def test_fit_then_predict_writes_a_tsv(tmp_path, monkeypatch):
+    """`recurrentkit predict -c ... --ckpt_path ... --data.init_args.predict_file new.txt` writes a TSV."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("RK_DATA_DIR", str(root / "tests" / "fixtures" / "fake_data"))
+    monkeypatch.chdir(tmp_path)
+    recipe = str(root / "recipes" / "sst2" / "gru.yaml")
+    small = ["--model.init_args.hidden_size=8", "--model.init_args.embedding_size=8", "--trainer.max_epochs=1",
+             "--trainer.logger=false", "--trainer.enable_progress_bar=false", "--trainer.default_root_dir=run"]
+    assert cli.main(["fit", "-c", recipe, *small]) == 0
+    checkpoint = next(Path("run").rglob("*.ckpt"))
+    texts = tmp_path / "new.txt"
+    texts.write_text("a cat sat good\nthe dog ran awful\nbig red house\n")
+    assert cli.main(["predict", "-c", recipe, *small, "--ckpt_path", str(checkpoint),
+                     "--data.init_args.predict_file", str(texts)]) == 0
+    rows = (tmp_path / "new.predictions.tsv").read_text().strip().split("\n")
+    assert rows[0].split("\t")[:3] == ["index", "label", "confidence"]
+    assert [r.split("\t")[-1] for r in rows[1:]] == texts.read_text().strip().split("\n")

@@ -144,3 +144,13 @@ def test_two_process_gloo_run_gives_the_single_process_readout(tmp_path):
     assert result["n"] == 257  # rank 1 holds the all-reduced statistics
     torch.testing.assert_close(result["weight"], single.weight.detach(), atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(result["bias"], single.bias.detach(), atol=1e-6, rtol=1e-6)
+
+
+def test_rank_deficient_without_ridge_gives_the_least_squares_fit():
+    x, y = _data(n=120, features=4)
+    x = torch.cat([x, x[:, :1]], dim=1)  # a duplicated column: XᵀX is singular
+    readout = RidgeReadout(5, 2, ridge=0.0).double().fit(x, y)
+    design = torch.cat([x, torch.ones(120, 1, dtype=x.dtype)], 1)
+    fitted = design @ torch.linalg.lstsq(design, y, driver="gelsd").solution
+    assert torch.isfinite(readout.weight).all()
+    torch.testing.assert_close(readout(x), fitted, atol=1e-6, rtol=1e-6)

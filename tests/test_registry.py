@@ -112,7 +112,7 @@ def decay_cell():
     rk.unregister_cell("test_decay")
 
 
-def _by_hand(cells, x: Tensor, n: int, reverse: bool) -> tuple[Tensor, DecayState]:
+def _by_hand(cells, x: Tensor, n: int) -> tuple[Tensor, list[DecayState]]:
     """One layer (forward, and backward cell when given) on one unpadded sequence ``x[:n]`` [n, 1, I], step by step."""
     outs = []
     for direction, cell in enumerate(cells):
@@ -138,7 +138,7 @@ def test_user_cell_works_like_a_built_in(decay_cell):
         seq = x[:, b:b + 1]
         states = []
         for cells in layer.layers:
-            seq, layer_states = _by_hand(list(cells), seq, n, reverse=True)
+            seq, layer_states = _by_hand(list(cells), seq, n)
             states += layer_states
         torch.testing.assert_close(out[:n, b:b + 1], seq)
         assert out[n:, b].abs().max() == 0 if n < 6 else True

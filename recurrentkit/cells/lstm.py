@@ -121,6 +121,7 @@ class LSTMCell(RecurrentCell):
 
     def forward_sequence(self, x: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
         """The hoisted loop; when training without layer norm or projection, with the backward of :class:`LSTMLoop`."""
+        # layer norm keeps the generic HoistedLoop: a hand-written LN backward measured no faster (1.71x vs 1.68x)
         if (not torch.is_grad_enabled() or torch.compiler.is_compiling() or self.layer_norm
                 or self.weight_hr is not None):
             return super().forward_sequence(x, state)
@@ -221,3 +222,4 @@ class LSTMLoop(torch.autograd.Function):
             dz_i, dz_f, _, dz_o = grad_z.chunk(4, dim=-1)
             grad_p = [(dz_i * cells[:-1]).sum((0, 1)), (dz_f * cells[:-1]).sum((0, 1)), (dz_o * cells[1:]).sum((0, 1))]
         return grad_z, dh, dc, grad_weight, *grad_p
+

@@ -28,9 +28,10 @@ def ridge_solve(xtx: Tensor, xty: Tensor, ridge: float, fit_bias: bool = True) -
         sxx = sxx - count * torch.outer(mean_x, mean_x)
         sxy = sxy - count * torch.outer(mean_x, mean_y)
     system = sxx + ridge * eye
-    try:
-        weight = torch.linalg.solve(system, sxy)
-    except RuntimeError:  # singular (ridge 0, rank-deficient states): least-norm solution
+    factor, info = torch.linalg.cholesky_ex(system)  # symmetric positive definite when ridge > 0 or X has full rank
+    if int(info) == 0:
+        weight = torch.cholesky_solve(sxy, factor)
+    else:  # singular (ridge 0, rank-deficient states): least-norm solution
         weight = torch.linalg.lstsq(system, sxy, driver="gelsd" if system.device.type == "cpu" else None).solution
     bias = mean_y - mean_x @ weight if fit_bias else torch.zeros(xty.shape[1], dtype=xty.dtype, device=xty.device)
     return weight.T.contiguous(), bias

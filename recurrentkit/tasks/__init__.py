@@ -11,6 +11,8 @@ from typing import Any
 _EXPORTS = {
     "LanguageModelTask": ".language_model",
     "ClassificationTask": ".classification",
+    "TSVPredictionWriter": ".classification",
+    "write_predictions": ".classification",
     "ForecastingTask": ".forecasting",
     "ReservoirTask": ".reservoir",
 }

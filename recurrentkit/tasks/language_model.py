@@ -147,9 +147,10 @@ class LanguageModelTask(L.LightningModule):
         loss, nll, tokens = self._step(batch, "train")
         self._tokens_seen += tokens
         self.log("train/loss", nll, prog_bar=True)
-        elapsed = time.perf_counter() - self._epoch_start
-        if elapsed > 0:
-            self.log("train/tokens_per_s", self._tokens_seen / elapsed)
+        if self._trainer is not None and batch_idx % max(self.trainer.log_every_n_steps, 1) == 0:
+            elapsed = time.perf_counter() - self._epoch_start  # throughput since the epoch began
+            if elapsed > 0:
+                self.log("train/tokens_per_s", self._tokens_seen / elapsed)
         return loss
 
     def validation_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
