@@ -23,6 +23,7 @@ VARIANTS = [(name, {}) for name in rk.list_cells()] + [
     ("leaky", {"leak": "learned"}),
     ("leaky", {"leak": "multiscale", "timescales": (1.0, 10.0)}),
     ("elman", {"nonlinearity": "relu", "init": "identity"}),
+    ("elman", {"nonlinearity": "sigmoid"}),
     ("jordan", {"output_size": 2, "output_activation": "softmax"}),
     ("jordan", {"output_activation": "identity", "nonlinearity": "sigmoid"}),
     ("jordan", {"output_activation": "sigmoid", "nonlinearity": "relu", "bias": False}),

@@ -28,7 +28,8 @@ def _overrides(recipe: Path) -> list[str]:
             args.append(f"--model.init_args.{name}={value}")
     data_args = (config.get("data") or {}).get("init_args") or {}
     if "train_file" in data_args:  # recipes that name files (word2vec) read the stand-in corpus instead
-        args += [f"--data.init_args.train_file={FAKE_DATA / 'wikitext-2' / 'train.txt'}", "--data.init_args.min_count=1"]
+        corpus = FAKE_DATA / "wikitext-2" / "train.txt"
+        args += [f"--data.init_args.train_file={corpus}", "--data.init_args.min_count=1"]
     for name in ("analogy_path", "vectors_path"):
         if name in init_args:
             args.append(f"--model.init_args.{name}=null")

@@ -11,7 +11,8 @@ from .base import RecurrentCell
 from .init import init_recurrent_, uniform_
 from .registry import register_cell
 
-_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
+_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
+_FUSED_MODES = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}  # torch.nn.RNN has no sigmoid kernel
 
 
 class ElmanState(NamedTuple):
@@ -28,7 +29,7 @@ class ElmanCell(RecurrentCell):
     Args:
         input_size: features of ``x_t``.
         hidden_size: units in ``h_t``.
-        nonlinearity: ``"tanh"`` or ``"relu"``.
+        nonlinearity: ``"tanh"``, ``"relu"`` or ``"sigmoid"`` (the sigmoid RNN of Ji et al. 2015; loop path only).
         bias: add ``b_ih`` and ``b_hh``.
         init: hidden-to-hidden init: ``"uniform"`` (torch default), ``"orthogonal"``, ``"identity"``, ``"xavier"``.
         init_gain: scale of the orthogonal/identity/xavier init.
@@ -40,7 +41,7 @@ class ElmanCell(RecurrentCell):
                  init: str = "uniform", init_gain: float = 1.0) -> None:
         super().__init__(input_size, hidden_size)
         if nonlinearity not in _ACTIVATIONS:
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+            raise ValueError(f"nonlinearity must be one of {sorted(_ACTIVATIONS)}, got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         self.init = init
         self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))
@@ -72,7 +73,7 @@ class ElmanCell(RecurrentCell):
 
     @property
     def fused_mode(self) -> str | None:
-        return "RNN_TANH" if self.nonlinearity == "tanh" else "RNN_RELU"
+        return _FUSED_MODES.get(self.nonlinearity)
 
     def fused_weights(self) -> list[Tensor]:
         if self.bias_ih is None:

@@ -234,11 +234,14 @@ class LanguageModelTask(L.LightningModule):
 
     # --- generation --------------------------------------------------------------------------------------------
     @torch.no_grad()
+    @torch.no_grad()
     def generate_ids(self, prompt_ids: Sequence[int], max_new_tokens: int = 200, temperature: float = 1.0,
-                     top_k: int | None = None, seed: int | None = None) -> list[int]:
+                     top_k: int | None = None, seed: int | None = None,
+                     exclude_ids: Sequence[int] = ()) -> list[int]:
         """Continue ``prompt_ids`` by ``max_new_tokens`` ids, one step at a time with the state streamed (the
         prompt is read once, nothing is recomputed). ``temperature == 0`` is greedy; ``top_k`` keeps the ``k``
-        most likely ids; ``seed`` makes sampling reproducible without touching the global RNG."""
+        most likely ids; ``seed`` makes sampling reproducible without touching the global RNG; ``exclude_ids`` are
+        never produced (e.g. specials that never occur in the training text)."""
         if len(prompt_ids) == 0:
             raise ValueError("the prompt is empty; give at least one token")
         if temperature < 0:
@@ -261,10 +264,13 @@ class LanguageModelTask(L.LightningModule):
         self.model.eval()
         try:
             inputs = torch.tensor([list(prompt_ids)], device=device, dtype=torch.long)
+            excluded = torch.tensor(list(exclude_ids), device=device, dtype=torch.long)
             hidden, state = self.model(inputs)
             out: list[int] = []
             for _ in range(max_new_tokens):
                 log_probs = self.model.log_probs(hidden[:, -1]).squeeze(0)
+                if exclude_ids:
+                    log_probs = log_probs.index_fill(0, excluded, float("-inf"))
                 if temperature == 0:
                     next_id = int(log_probs.argmax())
                 else:
@@ -296,7 +302,8 @@ class LanguageModelTask(L.LightningModule):
             prompt_ids = self.vocab.encode(tokens)
         else:
             prompt_ids = [int(i) for i in prompt]
-        new_ids = self.generate_ids(prompt_ids, max_new_tokens, temperature, top_k, seed)
+        unseen = [i for i, count in enumerate(self.vocab.counts or []) if count == 0]  # e.g. <unk> in a char vocab
+        new_ids = self.generate_ids(prompt_ids, max_new_tokens, temperature, top_k, seed, exclude_ids=unseen)
         return self.tokenizer.detokenize(self.vocab.decode(list(prompt_ids) + new_ids))
 
 
