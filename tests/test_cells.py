@@ -32,14 +32,6 @@ VARIANTS = [(name, {}) for name in rk.list_cells()] + [
 VARIANT_IDS = [name + "".join(f"-{k}={v}" for k, v in kwargs.items()) for name, kwargs in VARIANTS]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster, and torch's layer_norm stalls for ms per call on an oversubscribed CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.mark.parametrize(("name", "kwargs"), VARIANTS, ids=VARIANT_IDS)
 def test_shapes_follow_state_size_and_output_size(name, kwargs):

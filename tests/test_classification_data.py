@@ -14,13 +14,6 @@ from recurrentkit.data.classification import ClassificationDataModule, default_d
 FIXTURES = Path(__file__).parent / "fixtures" / "cls"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _rows(path):
     lines = Path(path).read_text().splitlines()[1:]

@@ -27,13 +27,6 @@ RECIPES = sorted((Path(__file__).parents[1] / "recipes" / "sst2").glob("*.yaml")
 CELLS = {"lstm": {}, "gru": {}, "leaky": {}, "esn": {"density": 0.5}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _trainer(tmp_path, **kw):
     defaults = {"accelerator": "cpu", "logger": False, "enable_checkpointing": False, "enable_progress_bar": False,

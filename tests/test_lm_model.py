@@ -7,16 +7,6 @@ from recurrentkit.cells.base import detach_state
 from recurrentkit.models import RNNLanguageModel
 from recurrentkit.nn.dropout import WeightDrop
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest (and steadiest on a shared machine) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 V = 30
 
 

@@ -10,16 +10,6 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from recurrentkit.callbacks import NTASGD, TextSampleLogger
 from recurrentkit.tasks import LanguageModelTask
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest (and steadiest on a shared machine) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 V = 12
 
 
@@ -164,6 +154,26 @@ def _vocab_and_tokenizer():
 
     tokens = ["<unk>", *"abcdefghijk"]
     return Vocab(tokens, unk_token="<unk>"), build_tokenizer({"name": "char"})
+
+
+def test_generation_never_samples_tokens_unseen_in_training():
+    from recurrentkit.data.tokenizers import build_tokenizer
+    from recurrentkit.data.vocab import Vocab
+
+    torch.manual_seed(0)
+    task = _task()
+    with torch.no_grad():  # make <unk> (id 0) the most likely token everywhere
+        task.model.decoder.decoder.bias[0] = 50.0
+    tokens = ["<unk>", *"abcdefghijk"]
+    task.attach_vocabulary(Vocab(tokens, counts=[0] + [5] * 11), build_tokenizer({"name": "char"}))
+    assert task.unseen_ids() == [0]
+    ids = task.generate_ids(task.vocab.encode(list("abc")), max_new_tokens=50, temperature=2.0, seed=0)
+    assert 0 not in ids
+    allowed = task.generate_ids(task.vocab.encode(list("abc")), max_new_tokens=50, temperature=2.0, seed=0,
+                                exclude_ids=[])
+    assert allowed != ids  # without the exclusion the same seed does sample <unk>
+    task.attach_vocabulary(Vocab(tokens), build_tokenizer({"name": "char"}))  # no counts: nothing is excluded
+    assert task.unseen_ids() == []
 
 
 def test_generation_seeded_greedy_and_streamed():

@@ -5,15 +5,6 @@ import torch
 
 from recurrentkit.nn.pooling import POOLING_MODES, SequencePooling, last_pool, length_mask, max_pool, mean_pool
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 LENGTHS = torch.tensor([5, 2, 7, 1])
 
 

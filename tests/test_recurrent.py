@@ -13,14 +13,6 @@ I, H, B, T = 5, 6, 4, 7  # noqa: E741
 LENGTHS = [7, 3, 5, 1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster, and torch's layer_norm stalls for ms per call on an oversubscribed CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # --- parity with torch.nn -------------------------------------------------------------------------------------------
 REFERENCES = {  # torch.nn module class and kwargs, our cell name and kwargs

@@ -237,11 +237,14 @@ class LanguageModelTask(L.LightningModule):
     @torch.no_grad()
     def generate_ids(self, prompt_ids: Sequence[int], max_new_tokens: int = 200, temperature: float = 1.0,
                      top_k: int | None = None, seed: int | None = None,
-                     exclude_ids: Sequence[int] = ()) -> list[int]:
+                     exclude_ids: Sequence[int] | None = None) -> list[int]:
         """Continue ``prompt_ids`` by ``max_new_tokens`` ids, one step at a time with the state streamed (the
         prompt is read once, nothing is recomputed). ``temperature == 0`` is greedy; ``top_k`` keeps the ``k``
         most likely ids; ``seed`` makes sampling reproducible without touching the global RNG; ``exclude_ids`` are
-        never produced (e.g. specials that never occur in the training text)."""
+        never produced (default: the attached vocabulary's tokens that never occur in the training text, such as
+        ``<unk>`` in a character vocabulary)."""
+        if exclude_ids is None:
+            exclude_ids = self.unseen_ids()
         if len(prompt_ids) == 0:
             raise ValueError("the prompt is empty; give at least one token")
         if temperature < 0:
@@ -286,6 +289,13 @@ class LanguageModelTask(L.LightningModule):
             self.model.train(was_training)
         return out
 
+    def unseen_ids(self) -> list[int]:
+        """Ids of the vocabulary's tokens with a training count of 0 (none when the vocab carries no counts)."""
+        counts = list(getattr(self.vocab, "counts", None) or [])
+        if not any(counts):
+            return []
+        return [i for i, count in enumerate(counts) if count == 0]
+
     def generate(self, prompt: str | Sequence[int], max_new_tokens: int = 200, temperature: float = 1.0,
                  top_k: int | None = None, seed: int | None = None) -> str:
         """Sample a continuation of ``prompt`` (text, or token ids) and return prompt + continuation as text."""
@@ -302,8 +312,7 @@ class LanguageModelTask(L.LightningModule):
             prompt_ids = self.vocab.encode(tokens)
         else:
             prompt_ids = [int(i) for i in prompt]
-        unseen = [i for i, count in enumerate(self.vocab.counts or []) if count == 0]  # e.g. <unk> in a char vocab
-        new_ids = self.generate_ids(prompt_ids, max_new_tokens, temperature, top_k, seed, exclude_ids=unseen)
+        new_ids = self.generate_ids(prompt_ids, max_new_tokens, temperature, top_k, seed)
         return self.tokenizer.detokenize(self.vocab.decode(list(prompt_ids) + new_ids))
 
 
