@@ -33,7 +33,7 @@ LM1B_TRAIN_TOKENS = 800_000_000  # about 0.8B training words (Chelba et al. 2013
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_ARGS = ("embedding_size", "hidden_size", "num_layers", "cell", "cell_kwargs", "layer_sizes", "dropout",
               "input_dropout", "hidden_dropout", "embedding_dropout", "weight_drop", "locked_dropout", "tie_weights",
-              "output", "cutoffs", "num_samples", "init_range")
+              "output", "cutoffs", "num_samples", "init_range", "maxent_order", "maxent_buckets")
 
 
 def load_recipe(path: Path) -> tuple[dict, dict, dict]:
@@ -86,7 +86,7 @@ def throughput(model: RNNLanguageModel, optimizer, clip: float | None, batch_siz
         y = stream[:, i * bptt + 1:(i + 1) * bptt + 1]
         hidden, state = model(x, state)
         state = [type(s)(*(t.detach() for t in s)) for s in state]
-        loss = model.loss(hidden, y)
+        loss = model.loss(hidden, y, x)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if clip:

@@ -1,4 +1,5 @@
-"""The ``recurrentkit`` command: LightningCLI for ``fit|validate|test|predict`` plus ``generate``, ``ngram``, ``cells``.
+"""The ``recurrentkit`` command: LightningCLI for ``fit|validate|test|predict`` plus ``generate``, ``ngram``, ``table``,
+``cells``.
 
 Recipes are LightningCLI YAML files (``model: {class_path, init_args}``, ``data: {...}``, ``trainer: {...}``). Sizes
 that only the data knows (``vocab_size``, ``num_classes``, ...) are linked from the data module into the model at
@@ -136,14 +137,15 @@ def print_summary(trainer, model) -> None:
             print("sample:\n" + sample)
 
 
-def run_lightning(argv: list[str], from_command_line: bool = False) -> int:
-    """``recurrentkit fit|validate|test|predict ...`` through LightningCLI."""
+def build_cli(argv: list[str], run: bool = True, from_command_line: bool = False) -> Any:
+    """The recurrentkit LightningCLI for ``argv``; with ``run=False`` (no subcommand in ``argv``) it only
+    instantiates ``cli.model``, ``cli.datamodule`` and ``cli.trainer``, for programs that drive them."""
     from lightning.pytorch import LightningDataModule, LightningModule
 
     cli_class = _make_cli_class()
     peeked = _peek_class_paths(argv)
     cli_class.links = _links_for(peeked.get("model"), peeked.get("data"))
-    cli_class(
+    return cli_class(
         LightningModule,
         LightningDataModule,
         subclass_mode_model=True,
@@ -152,7 +154,13 @@ def run_lightning(argv: list[str], from_command_line: bool = False) -> int:
         save_config_kwargs={"overwrite": True},
         seed_everything_default=1234,
         args=None if from_command_line else argv,
+        run=run,
     )
+
+
+def run_lightning(argv: list[str], from_command_line: bool = False) -> int:
+    """``recurrentkit fit|validate|test|predict ...`` through LightningCLI."""
+    build_cli(argv, run=True, from_command_line=from_command_line)
     return 0
 
 
@@ -198,9 +206,14 @@ def main(argv: list[str] | None = None) -> int:
         from .baselines.ngram import ngram_main
 
         return ngram_main(args[1:])
+    if command == "table":
+        from .table import table_main
+
+        return table_main(args[1:])
     usage = ("usage: recurrentkit {fit,validate,test,predict} -c RECIPE.yaml [--options]\n"
              "       recurrentkit generate --ckpt_path CKPT --prompt TEXT\n"
              "       recurrentkit ngram --data DIR --order 5\n"
+             "       recurrentkit table --scale ptb [--budget MINUTES]\n"
              "       recurrentkit --version | cells")
     if command in ("-h", "--help", "help"):
         print(usage)

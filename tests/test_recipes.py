@@ -33,6 +33,11 @@ def _overrides(recipe: Path) -> list[str]:
     for name in ("analogy_path", "vectors_path"):
         if name in init_args:
             args.append(f"--model.init_args.{name}=null")
+    if init_args.get("cutoffs"):  # the stand-in corpora have about 20 word types
+        args.append("--model.init_args.cutoffs=[5,10]")
+    cell_kwargs = init_args.get("cell_kwargs") or {}
+    if cell_kwargs.get("proj_size", 0) >= SHRINK["hidden_size"]:
+        args.append("--model.init_args.cell_kwargs={proj_size: 12}")
     if init_args.get("layer_sizes"):
         sizes = [SHRINK["hidden_size"]] * (len(init_args["layer_sizes"]) - 1) + [SHRINK["embedding_size"]]
         args.append(f"--model.init_args.layer_sizes={sizes}")

@@ -17,6 +17,7 @@ from torch.nn.utils import parametrize
 
 from ..cells.base import State
 from ..nn.dropout import LockedDropout, embedding_dropout, weight_drop_
+from ..nn.maxent import HashedNgramDirect
 from ..nn.recurrent import Recurrent
 from ..nn.softmax import build_output_layer
 
@@ -55,9 +56,13 @@ class RNNLanguageModel(nn.Module):
         output: ``"softmax"``, ``"adaptive"`` (needs ``cutoffs``) or ``"sampled"`` (``num_samples``).
         init_range: if set, initialise every parameter uniformly in ``[-init_range, init_range]`` (Zaremba: 0.1,
             0.05, 0.04); otherwise the embedding is ``U(-0.1, 0.1)`` and the cells keep their own init.
+        maxent_order: if >= 2, add hashed n-gram direct connections of that order to the output logits (RNNME,
+            Mikolov et al. 2011; :class:`~recurrentkit.nn.maxent.HashedNgramDirect`); needs ``output="softmax"``.
+        maxent_buckets: rows of the direct-connection table (its size is ``maxent_buckets * vocab_size``).
 
-    ``forward(inputs [B, T], state=None, lengths=None) -> (hidden [B, T, H], state)``; ``loss(hidden, targets)``
-    is the mean NLL in nats; ``log_probs(hidden)`` returns ``[B, T, V]``.
+    ``forward(inputs [B, T], state=None, lengths=None) -> (hidden [B, T, H], state)``; ``loss(hidden, targets,
+    inputs)`` is the mean NLL in nats; ``log_probs(hidden, inputs)`` returns ``[B, T, V]`` (``inputs`` are only
+    needed with ``maxent_order``).
     """
 
     def __init__(self, vocab_size: int, embedding_size: int = 200, hidden_size: int = 200, num_layers: int = 2,
@@ -66,7 +71,7 @@ class RNNLanguageModel(nn.Module):
                  hidden_dropout: float | None = None, embedding_dropout: float = 0.0, weight_drop: float = 0.0,
                  locked_dropout: bool = True, tie_weights: bool = False, output: str = "softmax",
                  cutoffs: Sequence[int] | None = None, num_samples: int = 8192,
-                 init_range: float | None = None) -> None:
+                 init_range: float | None = None, maxent_order: int = 0, maxent_buckets: int = 2048) -> None:
         super().__init__()
         if vocab_size < 2:
             raise ValueError(f"vocab_size must be >= 2, got {vocab_size}")
@@ -105,6 +110,12 @@ class RNNLanguageModel(nn.Module):
         self.decoder = build_output_layer(output, self.output_size, vocab_size, cutoffs=cutoffs,
                                           num_samples=num_samples)
         self.output_kind = output
+        self.maxent: HashedNgramDirect | None = None
+        if maxent_order:
+            if output != "softmax":
+                raise ValueError(f"maxent_order needs output='softmax' (the direct scores join the full logits), "
+                                 f"got output={output!r}")
+            self.maxent = HashedNgramDirect(vocab_size, maxent_order, maxent_buckets)
         self.reset_parameters(init_range)
         if tie_weights:
             if not self.decoder.supports_tying:
@@ -121,6 +132,8 @@ class RNNLanguageModel(nn.Module):
         if init_range is not None:
             for p in self.parameters():
                 nn.init.uniform_(p, -init_range, init_range)
+            if self.maxent is not None:
+                nn.init.zeros_(self.maxent.table)  # the direct connections start at zero (RNNME)
         else:
             nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
             decoder = getattr(self.decoder, "decoder", None)
@@ -159,15 +172,37 @@ class RNNLanguageModel(nn.Module):
         hidden = self.output_drop(x)
         return (hidden, new_state, raw) if return_raw else (hidden, new_state)
 
-    def loss(self, hidden: Tensor, targets: Tensor) -> Tensor:
-        """Mean negative log-likelihood (nats per token) of ``targets`` [B, T] given ``hidden`` [B, T, H]."""
+    def _direct_logits(self, hidden: Tensor, inputs: Tensor | None) -> Tensor:
+        """Full-softmax logits ``[N, V]`` with the MaxEnt direct scores added."""
+        if inputs is None or inputs.shape != hidden.shape[:-1]:
+            raise ValueError(f"a model with maxent_order needs the inputs [B, T] = {tuple(hidden.shape[:-1])} "
+                             f"that produced hidden, got {None if inputs is None else tuple(inputs.shape)}")
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        return self.decoder.logits(flat) + self.maxent(inputs).reshape(flat.shape[0], -1)
+
+    def loss(self, hidden: Tensor, targets: Tensor, inputs: Tensor | None = None) -> Tensor:
+        """Mean negative log-likelihood (nats per token) of ``targets`` [B, T] given ``hidden`` [B, T, H] (and
+        the ``inputs`` [B, T] when the model has MaxEnt direct connections)."""
         if targets.shape != hidden.shape[:-1]:
             raise ValueError(f"targets must have shape {tuple(hidden.shape[:-1])}, got {tuple(targets.shape)}")
+        if self.maxent is not None:
+            return F.cross_entropy(self._direct_logits(hidden, inputs), targets.reshape(-1))
         return self.decoder(hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1))
 
-    def log_probs(self, hidden: Tensor) -> Tensor:
-        """Full log-probabilities ``[..., V]`` over the vocabulary."""
+    def log_probs(self, hidden: Tensor, inputs: Tensor | None = None) -> Tensor:
+        """Full log-probabilities ``[..., V]`` over the vocabulary (``inputs`` as in :meth:`loss`)."""
+        if self.maxent is not None:
+            return F.log_softmax(self._direct_logits(hidden, inputs), dim=-1).view(*hidden.shape[:-1], -1)
         return self.decoder.log_prob(hidden.reshape(-1, hidden.shape[-1])).view(*hidden.shape[:-1], -1)
+
+    def next_log_probs(self, hidden: Tensor, context: Tensor) -> Tensor:
+        """Log-probabilities ``[B, V]`` of the next token from the last hidden state ``[B, H]`` and the ids read so
+        far ``[B, T]`` (only their last ``maxent_order - 1`` matter, and only with MaxEnt connections)."""
+        if self.maxent is None:
+            return self.log_probs(hidden)
+        window = context[:, -(self.maxent.order - 1):]
+        direct = self.maxent(window)[:, -1]
+        return F.log_softmax(self.decoder.logits(hidden) + direct, dim=-1)
 
 
 __all__ = ["RNNLanguageModel"]

@@ -58,7 +58,8 @@ class LanguageModelTask(L.LightningModule):
                  tie_weights: bool = False, output: str = "softmax", cutoffs: list[int] | None = None,
                  num_samples: int = 8192, init_range: float | None = None, optimizer: OptimizerCallable = sgd,
                  lr_scheduler: LRSchedulerCallable | None = None, lr_scheduler_monitor: str = "val/ppl",
-                 ar: float = 0.0, tar: float = 0.0, char_level: bool = False) -> None:
+                 ar: float = 0.0, tar: float = 0.0, char_level: bool = False, maxent_order: int = 0,
+                 maxent_buckets: int = 2048) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.model = RNNLanguageModel(
@@ -66,7 +67,7 @@ class LanguageModelTask(L.LightningModule):
             cell_kwargs=cell_kwargs, layer_sizes=layer_sizes, dropout=dropout, input_dropout=input_dropout,
             hidden_dropout=hidden_dropout, embedding_dropout=embedding_dropout, weight_drop=weight_drop,
             locked_dropout=locked_dropout, tie_weights=tie_weights, output=output, cutoffs=cutoffs,
-            num_samples=num_samples, init_range=init_range)
+            num_samples=num_samples, init_range=init_range, maxent_order=maxent_order, maxent_buckets=maxent_buckets)
         if ar < 0 or tar < 0:
             raise ValueError(f"ar and tar must be >= 0, got ar={ar}, tar={tar}")
         self.optimizer_factory = optimizer
@@ -113,7 +114,7 @@ class LanguageModelTask(L.LightningModule):
         state = self._state_for(stage, inputs.shape[0])
         hidden, state, raw = self.model(inputs, state, return_raw=True)
         self.states[stage] = detach_state(state)
-        nll = self.model.loss(hidden, targets)
+        nll = self.model.loss(hidden, targets, inputs)
         loss = nll
         if stage == "train":
             if self.ar:
@@ -234,7 +235,6 @@ class LanguageModelTask(L.LightningModule):
 
     # --- generation --------------------------------------------------------------------------------------------
     @torch.no_grad()
-    @torch.no_grad()
     def generate_ids(self, prompt_ids: Sequence[int], max_new_tokens: int = 200, temperature: float = 1.0,
                      top_k: int | None = None, seed: int | None = None,
                      exclude_ids: Sequence[int] | None = None) -> list[int]:
@@ -269,9 +269,11 @@ class LanguageModelTask(L.LightningModule):
             inputs = torch.tensor([list(prompt_ids)], device=device, dtype=torch.long)
             excluded = torch.tensor(list(exclude_ids), device=device, dtype=torch.long)
             hidden, state = self.model(inputs)
+            context = inputs
+            keep = self.model.maxent.order if self.model.maxent is not None else 1  # ids the next step looks back at
             out: list[int] = []
             for _ in range(max_new_tokens):
-                log_probs = self.model.log_probs(hidden[:, -1]).squeeze(0)
+                log_probs = self.model.next_log_probs(hidden[:, -1], context).squeeze(0)
                 if exclude_ids:
                     log_probs = log_probs.index_fill(0, excluded, float("-inf"))
                 if temperature == 0:
@@ -284,7 +286,9 @@ class LanguageModelTask(L.LightningModule):
                     probs = torch.softmax(logits, dim=-1)
                     next_id = int(torch.multinomial(probs, 1, generator=generator))
                 out.append(next_id)
-                hidden, state = self.model(torch.tensor([[next_id]], device=device), state)
+                step = torch.tensor([[next_id]], device=device)
+                context = torch.cat([context, step], dim=1)[:, -keep:]
+                hidden, state = self.model(step, state)
         finally:
             self.model.train(was_training)
         return out
