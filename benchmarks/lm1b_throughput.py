@@ -4,12 +4,20 @@ For each recipe in ``recipes/lm1b/`` (a LightningCLI YAML) the model of ``model.
 One Billion Word vocabulary (793,471 words) and:
 
 * ``--params-only``: instantiated on the meta device (no memory), parameters counted;
+* ``--flops``: the training FLOPs per token (forward + backward matmuls, counted by ``torch.utils.flop_counter`` on
+  the meta device at batch 128 x BPTT 20) and the H100 hours one epoch and the recipe's ``max_epochs`` would take at
+  the H100 SXM dense BF16 peak (989 TFLOP/s), and the hours the dense fp32 optimizer update alone would take at
+  the H100 SXM memory bandwidth (3.35 TB/s: every step writes each gradient and reads/writes each parameter and
+  optimizer-state tensor). The larger of the two is a floor, not an estimate: an RNN step at batch 128 is a chain of
+  small per-timestep matmuls, bound by kernel latency, so real runs take several times longer. An estimate needs
+  this script's default mode run on the GPU;
 * otherwise: trained for ``--steps`` timed steps (after ``--warmup``) on a synthetic log-uniform (Zipf-like) id
   stream, as the task trains (carried, detached state; the recipe's output layer and optimizer, or ``--optimizer
   sgd`` to leave out the optimizer state; gradient clipping at the recipe's value). Prints tokens/s and the hours one
   epoch of about 0.8B training tokens would take at that speed on this device.
 
     python benchmarks/lm1b_throughput.py --params-only
+    python benchmarks/lm1b_throughput.py --flops
     python benchmarks/lm1b_throughput.py --recipe recipes/lm1b/lstm-2048-adaptive.yaml --batch-size 32 --steps 5
     python benchmarks/lm1b_throughput.py --data-speed      # time building the memory-mapped cache instead
 
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import time
 from pathlib import Path
 
@@ -30,6 +39,9 @@ from recurrentkit.models.lm import RNNLanguageModel
 
 LM1B_VOCAB = 793_471
 LM1B_TRAIN_TOKENS = 800_000_000  # about 0.8B training words (Chelba et al. 2013's round figure)
+H100_BF16_DENSE_FLOPS = 989e12  # H100 SXM dense BF16 tensor-core peak (NVIDIA datasheet)
+H100_HBM_BYTES_PER_S = 3.35e12  # H100 SXM HBM3 bandwidth (NVIDIA datasheet)
+OPTIMIZER_STATE_TENSORS = {"SGD": 0, "Adagrad": 1, "Adam": 2, "AdamW": 2}  # fp32 tensors per parameter
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_ARGS = ("embedding_size", "hidden_size", "num_layers", "cell", "cell_kwargs", "layer_sizes", "dropout",
               "input_dropout", "hidden_dropout", "embedding_dropout", "weight_drop", "locked_dropout", "tie_weights",
@@ -98,6 +110,49 @@ def throughput(model: RNNLanguageModel, optimizer, clip: float | None, batch_siz
     return steps * batch_size * bptt / elapsed, elapsed / steps, loss.item()
 
 
+def log_uniform_fraction(low: int, high: int, vocab_size: int) -> float:
+    """Probability that a :func:`zipf_stream` id falls in ``[low, high)``."""
+    return math.log((high + 1) / (low + 1)) / math.log(vocab_size + 1)
+
+
+def adaptive_loss_on_meta(output, hidden: torch.Tensor) -> torch.Tensor:
+    """A stand-in for the adaptive-softmax loss with the same matmuls: the head on every row, tail cluster ``i`` on
+    the share of rows a :func:`zipf_stream` sends to it (routing needs data, which the meta device has not)."""
+    adaptive = output.adaptive
+    rows, vocab = hidden.shape[0], output.vocab_size
+    total = adaptive.head(hidden).logsumexp(-1).sum()
+    bounds = [*output.cutoffs, vocab]
+    for i, tail in enumerate(adaptive.tail):
+        n = round(rows * log_uniform_fraction(bounds[i], bounds[i + 1], vocab))
+        if n:
+            total = total + tail(hidden[:n]).logsumexp(-1).sum()
+    return total / rows
+
+
+def training_flops_per_token(model: RNNLanguageModel, batch_size: int = 128, bptt: int = 20) -> float:
+    """Forward + backward FLOPs of one training step divided by its tokens (meta device: nothing is allocated)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(batch_size, bptt, dtype=torch.long, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        hidden, _ = model(x)
+        if model.output_kind == "adaptive":
+            loss = adaptive_loss_on_meta(model.decoder, hidden.reshape(-1, hidden.shape[-1]))
+        else:
+            loss = model.loss(hidden, x, x)
+        loss.backward()
+    return counter.get_total_flops() / (batch_size * bptt)
+
+
+def optimizer_bytes_per_step(params: int, optimizer_spec: dict) -> float:
+    """fp32 bytes one step moves for the dense update: gradient written, parameter read + written, each state
+    tensor read + written (``(4 + 2 * states) * 4`` bytes per parameter; SGD for an empty spec)."""
+    name = (optimizer_spec.get("class_path") or "SGD").rpartition(".")[2]
+    if name not in OPTIMIZER_STATE_TENSORS:
+        raise ValueError(f"no state count for optimizer {name!r}; known: {sorted(OPTIMIZER_STATE_TENSORS)}")
+    return params * 4.0 * (4 + 2 * OPTIMIZER_STATE_TENSORS[name])
+
+
 def data_speed(lines_per_shard: int = 40_000, shards: int = 2, seed: int = 0) -> None:
     """Write a synthetic release (Zipf words, 25 per line) to a temp dir and time the cache build and reload."""
     import tempfile
@@ -140,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipe", type=Path, action="append", help="recipe YAML (repeatable; default: all lm1b ones)")
     ap.add_argument("--params-only", action="store_true", help="count parameters on the meta device, no training")
+    ap.add_argument("--flops", action="store_true", help="count training FLOPs per token and estimate H100 hours")
     ap.add_argument("--vocab-size", type=int, default=LM1B_VOCAB)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--bptt", type=int, default=20)
@@ -164,6 +220,18 @@ def main(argv: list[str] | None = None) -> None:
         line = f"{path.stem:28s} params {n:>14,d}"
         if args.params_only:
             print(line)
+            continue
+        if args.flops:
+            per_token = training_flops_per_token(build_model(kwargs, args.vocab_size, "meta"), args.batch_size,
+                                                 args.bptt)
+            epochs = trainer.get("max_epochs") or 1
+            compute = per_token * LM1B_TRAIN_TOKENS / H100_BF16_DENSE_FLOPS / 3600
+            steps = LM1B_TRAIN_TOKENS / (args.batch_size * args.bptt)
+            memory = optimizer_bytes_per_step(n, opt_spec) * steps / H100_HBM_BYTES_PER_S / 3600
+            floor = max(compute, memory)
+            print(f"{line}  {per_token / 1e6:,.0f} MFLOP/token  H100 hours per epoch: FLOPs at peak {compute:.2f}, "
+                  f"optimizer traffic {memory:.2f}  -> floor >= {floor:.2f} per epoch, >= {epochs * floor:.1f} for "
+                  f"{epochs} epochs")
             continue
         torch.manual_seed(0)
         model = build_model(kwargs, args.vocab_size, args.device)

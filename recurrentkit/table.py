@@ -164,8 +164,8 @@ def _fmt_int(n: int) -> str:
     return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e4 else str(n)
 
 
-def markdown_section(scale: str, results: list[dict[str, Any]]) -> str:
-    """A Markdown table of one scale's results."""
+def markdown_section(scale: str, results: list[dict[str, Any]], runs_dir: str | Path = "runs/table") -> str:
+    """A Markdown table of one scale's results (stored under ``runs_dir``)."""
     by_key = {r["row"]: r for r in results}
     lines = [f"## {SCALE_TITLES[scale]}", "",
              "| row | published (LM1B) | our test ppl | our valid ppl | size | training tokens seen | wall time | "
@@ -185,7 +185,8 @@ def markdown_section(scale: str, results: list[dict[str, Any]]) -> str:
         lines += ["", "Rows not run:", *missing]
     done = [r for r in results if r.get("status") == "done"]
     if done:
-        lines += ["", "Commands (each row's result is in `runs/table/<scale>/<row>/result.json`):", ""]
+        stored = f"{Path(runs_dir).as_posix()}/{scale}/<row>/result.json"
+        lines += ["", f"Commands (each row's result is in `{stored}`):", ""]
         lines += [f"- `{r['row']}`: `{r['command']}`" for r in done]
     return "\n".join(lines)
 
@@ -207,7 +208,8 @@ def plot_results(scale: str, results: list[dict[str, Any]], path: str | Path) ->
            label=f"ours, {SCALE_TITLES[scale]} test")
     ax.bar([x + 0.2 for x in xs], [row.published for row in rows], width=0.4, label="published, LM1B test")
     ax.set_xticks(list(xs), [row.key for row in rows], rotation=20, ha="right")
-    ax.set_ylabel("perplexity")
+    ax.set_yscale("log")  # an untrained row can be orders of magnitude above the rest
+    ax.set_ylabel("perplexity (log scale)")
     ax.set_title(f"Scaled perplexity table: {SCALE_TITLES[scale]} (equal wall-clock budget per neural row)")
     ax.legend()
     fig.tight_layout()
@@ -219,9 +221,9 @@ def plot_results(scale: str, results: list[dict[str, Any]], path: str | Path) ->
 
 
 def write_report(results_by_scale: dict[str, list[dict[str, Any]]], output: str | Path,
-                 header: str = "") -> Path:
+                 header: str = "", runs_dir: str | Path = "runs/table") -> Path:
     """Write the Markdown page with one section per scale that has results."""
-    sections = [markdown_section(scale, results) for scale, results in results_by_scale.items()]
+    sections = [markdown_section(scale, results, runs_dir) for scale, results in results_by_scale.items()]
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text((header.rstrip() + "\n\n" if header else "") + "\n\n".join(sections) + "\n")
@@ -275,7 +277,7 @@ def table_main(argv: list[str] | None = None) -> int:
     # the page's hand-written introduction (everything down to the marker) is kept
     existing = Path(args.output).read_text() if Path(args.output).is_file() else ""
     header = existing.split(MARKER)[0] + MARKER if MARKER in existing else ""
-    print(f"table written to {write_report(results_by_scale, args.output, header)}")
+    print(f"table written to {write_report(results_by_scale, args.output, header, args.runs)}")
     for scale, results in results_by_scale.items():
         for r in results:
             if r.get("status") == "done":

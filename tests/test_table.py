@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from recurrentkit import cli
-from recurrentkit.table import ROWS, load_results, markdown_section, row_arguments, run_table
+from recurrentkit.table import MARKER, ROWS, SCALES, load_results, markdown_section, row_arguments, run_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,3 +89,14 @@ def test_errors(tmp_path):
         run_table("ptb", ["lstm-9000"], recipes_dir=ROOT / "recipes" / "table")
     with pytest.raises(FileNotFoundError, match="recipes folder"):
         run_table("ptb", recipes_dir=tmp_path / "nope")
+
+
+def test_committed_page_matches_the_committed_results():
+    """docs/perplexity_table.md's generated tables are exactly what the results in recipes/table/results give."""
+    page = (ROOT / "docs" / "perplexity_table.md").read_text()
+    assert MARKER in page
+    generated = page.split(MARKER, 1)[1]
+    for scale in SCALES:
+        results = load_results(ROOT / "recipes" / "table" / "results", scale)
+        assert all(r["status"] == "done" for r in results if r["row"] != "snm"), scale
+        assert markdown_section(scale, results, "recipes/table/results") in generated
