@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipe", type=Path, action="append", help="recipe YAML (repeatable; default: all lm1b ones)")
     ap.add_argument("--params-only", action="store_true", help="count parameters on the meta device, no training")
-    ap.add_argument("--flops", action="store_true", help="count training FLOPs per token and estimate H100 hours")
+    ap.add_argument("--flops", action="store_true", help="count training FLOPs per token and a floor on H100 hours")
     ap.add_argument("--vocab-size", type=int, default=LM1B_VOCAB)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--bptt", type=int, default=20)
