@@ -88,48 +88,14 @@ def _is_int(x: object) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
-class KneserNeyLM:
-    """Interpolated modified Kneser-Ney language model of any order (SRILM ``-kndiscount -interpolate -unk``).
-
-    Args:
-        order: n-gram order N >= 1.
-        vocab: the id -> word list of the vocabulary the data's ids come from (e.g. the neural models'
-            ``recurrentkit.data.Vocab``, or its ``tokens``), or an int vocabulary size for id-only data, or ``None``
-            to take the vocabulary from the training data (sorted words, or ``max id + 1``). Every word of the
-            vocabulary is predictable (gets probability mass).
-        eos: sentence-end token in sentence mode (a word or an id of ``vocab``). ``None``: ``"</s>"``, appended to the
-            vocabulary when absent (as an extra id ``len(vocab)`` for id data).
-        unk: the unknown word: out-of-vocabulary strings are mapped to it (added to the vocabulary with count 0 when
-            absent, like ``-unk``). ``None``: an out-of-vocabulary string raises ``KeyError``. Ids are never remapped.
-        discounts: fixed ``(D1, D2, D3+)`` per order (index 0 = unigrams) instead of estimating them.
-        min_counts: per-order count cut-offs (SRILM ``-gtNmin``); an n-gram whose (modified) count is below its
-            order's cut-off gets no explicit probability, its mass goes to the back-off. Default: none (all 1).
-        raw_count_of_counts: estimate the discounts of orders 2..N-1 from raw counts instead of continuation counts
-            (a known mistake, kept to pin it in tests; unigrams keep theirs, since raw unigram count-of-counts of a
-            closed-vocabulary corpus such as PTB give negative discounts).
-        bos_raw_counts: keep raw counts for lower-order n-grams starting with ``<s>`` (SRILM). ``False`` gives them
-            their continuation count, which is zero (a known mistake, kept to pin it in tests).
-
-    After ``fit``: ``mode`` (``"sentence"`` or ``"stream"``), ``vocab_size`` (predictable words), ``bos_id``,
-    ``eos_id``, ``unk_id``, ``words`` (id -> word, when known), ``discounts_`` (per order), ``counts_`` (number of
-    n-gram types per order), ``fit_seconds``.
-    """
+class TokenModel:
+    """The input side every count-based LM here shares: vocabulary, ``<s>``/``</s>``/``<unk>`` handling, and the
+    two input modes (sentence: a list of token lists; stream: one flat token sequence). See :class:`KneserNeyLM` for
+    the meaning of ``vocab``, ``eos`` and ``unk``; subclasses call ``_encode(data, fitting=True)`` in ``fit``."""
 
     def __init__(
-        self,
-        order: int = 5,
-        *,
-        vocab: Sequence[str] | int | None = None,
-        eos: str | int | None = None,
-        unk: str | int | None = UNK,
-        discounts: Sequence[Sequence[float]] | None = None,
-        min_counts: Sequence[int] | None = None,
-        raw_count_of_counts: bool = False,
-        bos_raw_counts: bool = True,
+        self, *, vocab: Sequence[str] | int | None = None, eos: str | int | None = None, unk: str | int | None = UNK
     ) -> None:
-        if not _is_int(order) or order < 1:
-            raise ValueError(f"order must be an int >= 1, got {order!r}")
-        self.order = int(order)
         if vocab is not None and not _is_int(vocab) and hasattr(vocab, "tokens"):
             vocab = list(vocab.tokens)  # recurrentkit.data.Vocab (or anything with an id -> token list)
         if isinstance(vocab, str) or not (vocab is None or _is_int(vocab) or isinstance(vocab, Sequence)):
@@ -139,27 +105,12 @@ class KneserNeyLM:
         self._vocab_arg = vocab
         self._eos_arg = eos
         self._unk_arg = unk
-        if discounts is not None:
-            discounts = [tuple(float(x) for x in d) for d in discounts]
-            if len(discounts) != self.order or any(len(d) != 3 for d in discounts):
-                raise ValueError(f"discounts must give (D1, D2, D3+) for each of the {self.order} orders")
-        self._fixed_discounts = discounts
-        if min_counts is None:
-            min_counts = (1,) * self.order
-        min_counts = tuple(int(m) for m in min_counts)
-        if len(min_counts) != self.order or min(min_counts) < 1:
-            raise ValueError(f"min_counts must give one cut-off >= 1 per order ({self.order}), got {min_counts}")
-        if min_counts[0] != 1:
-            raise ValueError("a unigram cut-off is not supported: min_counts[0] must be 1")
-        self.min_counts = min_counts
-        self.raw_count_of_counts = bool(raw_count_of_counts)
-        self.bos_raw_counts = bool(bos_raw_counts)
         self.mode: str | None = None
 
     # ------------------------------------------------------------------ vocabulary and input
     def _check_fitted(self) -> None:
         if self.mode is None:
-            raise RuntimeError("KneserNeyLM is not fitted yet: call fit(...) first")
+            raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit(...) first")
 
     @staticmethod
     def _inspect(data: object) -> tuple[str, str]:
@@ -305,6 +256,67 @@ class KneserNeyLM:
         out[starts + lengths + 1] = self.eos_id
         out[body] = flat
         return out
+
+
+
+class KneserNeyLM(TokenModel):
+    """Interpolated modified Kneser-Ney language model of any order (SRILM ``-kndiscount -interpolate -unk``).
+
+    Args:
+        order: n-gram order N >= 1.
+        vocab: the id -> word list of the vocabulary the data's ids come from (e.g. the neural models'
+            ``recurrentkit.data.Vocab``, or its ``tokens``), or an int vocabulary size for id-only data, or ``None``
+            to take the vocabulary from the training data (sorted words, or ``max id + 1``). Every word of the
+            vocabulary is predictable (gets probability mass).
+        eos: sentence-end token in sentence mode (a word or an id of ``vocab``). ``None``: ``"</s>"``, appended to the
+            vocabulary when absent (as an extra id ``len(vocab)`` for id data).
+        unk: the unknown word: out-of-vocabulary strings are mapped to it (added to the vocabulary with count 0 when
+            absent, like ``-unk``). ``None``: an out-of-vocabulary string raises ``KeyError``. Ids are never remapped.
+        discounts: fixed ``(D1, D2, D3+)`` per order (index 0 = unigrams) instead of estimating them.
+        min_counts: per-order count cut-offs (SRILM ``-gtNmin``); an n-gram whose (modified) count is below its
+            order's cut-off gets no explicit probability, its mass goes to the back-off. Default: none (all 1).
+        raw_count_of_counts: estimate the discounts of orders 2..N-1 from raw counts instead of continuation counts
+            (a known mistake, kept to pin it in tests; unigrams keep theirs, since raw unigram count-of-counts of a
+            closed-vocabulary corpus such as PTB give negative discounts).
+        bos_raw_counts: keep raw counts for lower-order n-grams starting with ``<s>`` (SRILM). ``False`` gives them
+            their continuation count, which is zero (a known mistake, kept to pin it in tests).
+
+    After ``fit``: ``mode`` (``"sentence"`` or ``"stream"``), ``vocab_size`` (predictable words), ``bos_id``,
+    ``eos_id``, ``unk_id``, ``words`` (id -> word, when known), ``discounts_`` (per order), ``counts_`` (number of
+    n-gram types per order), ``fit_seconds``.
+    """
+
+    def __init__(
+        self,
+        order: int = 5,
+        *,
+        vocab: Sequence[str] | int | None = None,
+        eos: str | int | None = None,
+        unk: str | int | None = UNK,
+        discounts: Sequence[Sequence[float]] | None = None,
+        min_counts: Sequence[int] | None = None,
+        raw_count_of_counts: bool = False,
+        bos_raw_counts: bool = True,
+    ) -> None:
+        if not _is_int(order) or order < 1:
+            raise ValueError(f"order must be an int >= 1, got {order!r}")
+        self.order = int(order)
+        super().__init__(vocab=vocab, eos=eos, unk=unk)
+        if discounts is not None:
+            discounts = [tuple(float(x) for x in d) for d in discounts]
+            if len(discounts) != self.order or any(len(d) != 3 for d in discounts):
+                raise ValueError(f"discounts must give (D1, D2, D3+) for each of the {self.order} orders")
+        self._fixed_discounts = discounts
+        if min_counts is None:
+            min_counts = (1,) * self.order
+        min_counts = tuple(int(m) for m in min_counts)
+        if len(min_counts) != self.order or min(min_counts) < 1:
+            raise ValueError(f"min_counts must give one cut-off >= 1 per order ({self.order}), got {min_counts}")
+        if min_counts[0] != 1:
+            raise ValueError("a unigram cut-off is not supported: min_counts[0] must be 1")
+        self.min_counts = min_counts
+        self.raw_count_of_counts = bool(raw_count_of_counts)
+        self.bos_raw_counts = bool(bos_raw_counts)
 
     # ------------------------------------------------------------------ estimation
     def fit(self, data: object) -> KneserNeyLM:
