@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import recurrentkit as rk
-from recurrentkit.cells import ESNCell, JordanCell, LeakyCell, LSTMCell, MinGRUCell
+from recurrentkit.cells import ESNCell, JordanCell, LeakyCell, LSTMCell, SimplifiedGRUCell
 from recurrentkit.cells.init import spectral_radius
 
 I, H, B, T = 3, 4, 2, 5  # noqa: E741
@@ -150,8 +150,8 @@ def test_golden_leaky(leak):
     torch.testing.assert_close(final.h, out[-1])
 
 
-def test_golden_mingru_gate_order():
-    cell = MinGRUCell(2, 3)
+def test_golden_simplified_gru_gate_order():
+    cell = SimplifiedGRUCell(2, 3)
     with torch.no_grad():  # W = [W_u; W_c], U = [U_u; U_c], b = [b_u; b_c]: different constants per block
         cell.weight_ih[:3].fill_(0.3), cell.weight_ih[3:].fill_(-0.2)
         cell.weight_hh[:3].fill_(0.1), cell.weight_hh[3:].fill_(0.4)

@@ -11,7 +11,7 @@ from recurrentkit import cli
 def test_version_lists_the_cells(capsys):
     assert cli.main(["--version"]) == 0
     out = capsys.readouterr().out
-    for name in ("elman", "jordan", "lstm", "gru", "mingru", "leaky", "esn"):
+    for name in ("elman", "jordan", "lstm", "gru", "simplified_gru", "leaky", "esn"):
         assert name in out
 
 

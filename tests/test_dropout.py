@@ -89,7 +89,7 @@ def test_weight_drop_keeps_fused_path(cell, monkeypatch):
     def no_loop(*args, **kwargs):
         raise AssertionError("the Python time loop ran instead of the fused kernel")
 
-    monkeypatch.setattr(Recurrent, "_run_loop", no_loop)
+    monkeypatch.setattr(Recurrent, "_run_cell", no_loop)
     x = torch.randn(5, 2, 3)
     rnn.eval()
     ref.eval()

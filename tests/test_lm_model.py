@@ -14,7 +14,7 @@ def _tokens(b=3, t=12, seed=0):
     return torch.randint(0, V, (b, t), generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "elman", "leaky", "mingru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "elman", "leaky", "simplified_gru"])
 def test_forward_shapes_and_log_probs(cell):
     torch.manual_seed(0)
     model = RNNLanguageModel(V, embedding_size=8, hidden_size=10, num_layers=2, cell=cell)

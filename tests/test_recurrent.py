@@ -122,7 +122,7 @@ def test_fast_path_is_used_only_when_it_computes_the_same_thing():
     assert fused_mode_of(rk.Recurrent("lstm", I, H, peepholes=True).layers[0]) is None
     assert fused_mode_of(rk.Recurrent("elman", I, H, nonlinearity="relu").layers[0]) == "RNN_RELU"
     assert fused_mode_of(rk.Recurrent("gru", I, H).layers[0]) == "GRU"
-    for name in ("jordan", "leaky", "mingru", "esn"):
+    for name in ("jordan", "leaky", "simplified_gru", "esn"):
         assert fused_mode_of(rk.Recurrent(name, I, H).layers[0]) is None
 
 
@@ -184,7 +184,7 @@ def test_full_lengths_equal_no_lengths():
 
 
 # --- stacking options -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["lstm", "leaky", "mingru", "jordan"])
+@pytest.mark.parametrize("name", ["lstm", "leaky", "simplified_gru", "jordan"])
 def test_learned_initial_state_gets_gradients(name):
     layer = rk.Recurrent(name, I, H, num_layers=2, bidirectional=True, learn_initial_state=True)
     init_params = list(layer.initial_states.parameters())
@@ -243,8 +243,8 @@ def test_per_layer_kwargs_and_cells():
 
 def test_batch_first_equals_time_first():
     torch.manual_seed(5)
-    tf = rk.Recurrent("mingru", I, H, num_layers=2, bidirectional=True)
-    bf = rk.Recurrent("mingru", I, H, num_layers=2, bidirectional=True, batch_first=True)
+    tf = rk.Recurrent("simplified_gru", I, H, num_layers=2, bidirectional=True)
+    bf = rk.Recurrent("simplified_gru", I, H, num_layers=2, bidirectional=True, batch_first=True)
     bf.load_state_dict(tf.state_dict())
     x = torch.randn(T, B, I)
     torch.testing.assert_close(bf(x.transpose(0, 1), lengths=LENGTHS)[0].transpose(0, 1), tf(x, lengths=LENGTHS)[0])

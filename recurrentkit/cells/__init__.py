@@ -7,12 +7,12 @@ from .gru import GRUCell, GRUState
 from .jordan import JordanCell, JordanState
 from .leaky import LeakyCell, LeakyState
 from .lstm import LSTMCell, LSTMState
-from .mingru import MinGRUCell, MinGRUState
 from .registry import CellInfo, create_cell, get_cell_class, get_cell_info, list_cells, register_cell, unregister_cell
+from .simplified_gru import SimplifiedGRUCell, SimplifiedGRUState
 
 __all__ = [
     "RecurrentCell", "State", "detach_state", "map_state",
     "CellInfo", "create_cell", "get_cell_class", "get_cell_info", "list_cells", "register_cell", "unregister_cell",
     "ElmanCell", "ElmanState", "JordanCell", "JordanState", "LSTMCell", "LSTMState", "GRUCell", "GRUState",
-    "MinGRUCell", "MinGRUState", "LeakyCell", "LeakyState", "ESNCell", "ESNState",
+    "SimplifiedGRUCell", "SimplifiedGRUState", "LeakyCell", "LeakyState", "ESNCell", "ESNState",
 ]

@@ -17,6 +17,8 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from .kernels import HoistedLoop, SequenceKernel, choose_path, records_grad, run_path
+
 State = NamedTuple  # a cell's state: a NamedTuple whose fields are tensors shaped [B, size]
 
 
@@ -33,11 +35,14 @@ class RecurrentCell(nn.Module):
             output is (Jordan).
         trainable_recurrence: ``False`` when the recurrent weights are fixed buffers (echo-state reservoir).
         state_type: the ``NamedTuple`` class of the cell's state.
+        kernel: a :class:`~recurrentkit.cells.kernels.SequenceKernel` subclass, the cell's own whole-sequence loop
+            (e.g. a hand-written backward), or ``None``. The layer decides when to run it; the cell only declares it.
     """
 
     feedback: ClassVar[str] = "state"
     trainable_recurrence: ClassVar[bool] = True
     state_type: ClassVar[type] = None  # type: ignore[assignment]
+    kernel: ClassVar[type[SequenceKernel] | None] = None
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
@@ -93,6 +98,7 @@ class RecurrentCell(nn.Module):
         ``step(u_t, state) == pointwise(u_t, state[0] @ W.T, state)``. Training then runs through
         :class:`HoistedLoop`, which computes ``dL/dW`` as one big matmul over all steps instead of one small one per
         step (the per-step ``[G, B] x [B, S]`` products dominate the backward pass of an autograd loop on CPU).
+        The layer chooses that path; the cell only declares the weight.
         """
         return None
 
@@ -100,22 +106,15 @@ class RecurrentCell(nn.Module):
         """The step given ``r_t = state[0] @ recurrent_weight().T``; only for cells with a recurrent weight."""
         raise NotImplementedError
 
-    def forward_sequence(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        """Run the whole sequence ``x`` [T, B, I] from ``state``: the input projection is hoisted out of time."""
-        u = self.project_input(x)
-        weight = self.recurrent_weight()
-        if weight is not None and torch.is_grad_enabled() and not torch.compiler.is_compiling():
-            named = [(n, p) for n, p in self.named_parameters() if p is not weight]
-            params = [p for _, p in named]
-            if any(t.requires_grad for t in (u, weight, *state, *params)):
-                meta = (len(state), tuple(n for n, _ in named))
-                outputs, *final = HoistedLoop.apply(self, meta, u, weight, *state, *params)
-                return outputs, self.state_type(*final)
-        outputs = []
-        for u_t in u.unbind(0):
-            y_t, state = self.step(u_t, state)
-            outputs.append(y_t)
-        return torch.stack(outputs), state
+    def forward_sequence(self, x: Tensor, state: State, mask: Tensor | None = None) -> tuple[Tensor, State]:
+        """This cell alone over ``x`` [T, B, I] from ``state``, on the path :class:`~recurrentkit.Recurrent` would
+        choose for it (the fused kernel aside; see :func:`~recurrentkit.cells.kernels.choose_path`). ``mask``
+        [T, B] marks real steps: padded steps keep the state and give zero outputs.
+
+        Not a hook: to give a cell a faster whole-sequence loop, declare :attr:`kernel`.
+        """
+        path = choose_path([self], grad=records_grad([self], x, [state]), fused=False)
+        return run_path(path, self, x, state, mask)
 
     def forward(self, x_t: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """One step on raw input ``x_t`` [B, I], for use outside a :class:`Recurrent` layer."""
@@ -152,71 +151,4 @@ def map_state(fn, *states: Any) -> Any:
     raise TypeError(f"cannot map over a state of type {type(first).__name__}")
 
 
-class HoistedLoop(torch.autograd.Function):
-    """The time loop of a cell with a :meth:`~RecurrentCell.recurrent_weight`, with a hand-scheduled backward.
-
-    Forward runs the steps without building a graph and keeps each step's inputs. Backward walks time in reverse,
-    re-running only the cheap pointwise part of each step under autograd, and collects ``dL/d(state[0] @ W.T)`` of
-    every step so that ``dL/dW`` is a single ``[G, T*B] x [T*B, S]`` matmul at the end.
-    """
-
-    @staticmethod
-    def forward(ctx, cell: RecurrentCell, meta: tuple[int, tuple[str, ...]], u: Tensor, weight: Tensor, *rest: Tensor):
-        num_fields, ctx.names = meta
-        state = cell.state_type(*rest[:num_fields])
-        weight_t = weight.t()
-        states, recurrent, outputs = [], [], []
-        for u_t in u.unbind(0):
-            r_t = torch.mm(state[0], weight_t)
-            states.append(state)
-            recurrent.append(r_t)
-            y_t, state = cell.pointwise(u_t, r_t, state)
-            outputs.append(y_t)
-        ctx.cell, ctx.num_fields = cell, num_fields
-        ctx.states, ctx.recurrent = states, recurrent
-        ctx.save_for_backward(u, weight, *rest[num_fields:])
-        return (torch.stack(outputs), *state)
-
-    @staticmethod
-    def backward(ctx, grad_outputs: Tensor, *grad_state: Tensor):
-        cell, num_fields = ctx.cell, ctx.num_fields
-        u, weight, *params = ctx.saved_tensors
-        trainable = [p for p, need in zip(params, ctx.needs_input_grad[4 + num_fields:]) if need]
-        current = dict(cell.named_parameters())
-        names = ctx.names
-        if any(current.get(n) is not p for n, p in zip(names, params)):  # e.g. under torch.func.functional_call
-            with torch.nn.utils.stateless._reparametrize_module(cell, dict(zip(names, params))):
-                return HoistedLoop._backward(ctx, cell, u, weight, params, trainable, grad_outputs, grad_state)
-        return HoistedLoop._backward(ctx, cell, u, weight, params, trainable, grad_outputs, grad_state)
-
-    @staticmethod
-    def _backward(ctx, cell, u, weight, params, trainable, grad_outputs, grad_state):
-        num_fields = ctx.num_fields
-        grad_state = [torch.zeros_like(s) if g is None else g for g, s in zip(grad_state, ctx.states[-1])]
-        steps = u.shape[0]
-        grad_u = torch.empty_like(u) if ctx.needs_input_grad[2] else None
-        grad_r = torch.empty(steps, *ctx.recurrent[0].shape, dtype=u.dtype, device=u.device)
-        grad_params: list[Tensor | None] = [None] * len(trainable)  # None: not used by pointwise (e.g. weight_ih)
-        for t in range(steps - 1, -1, -1):
-            with torch.enable_grad():
-                u_t = u[t].detach().requires_grad_()
-                r_t = ctx.recurrent[t].detach().requires_grad_()
-                prev = [s.detach().requires_grad_() for s in ctx.states[t]]
-                y_t, new = cell.pointwise(u_t, r_t, cell.state_type(*prev))
-                grads = torch.autograd.grad([y_t, *new], [u_t, r_t, *prev, *trainable],
-                                            [grad_outputs[t], *grad_state], allow_unused=True)
-            if grad_u is not None:
-                grad_u[t] = grads[0] if grads[0] is not None else 0.0
-            grad_r[t] = grads[1]
-            grad_state = [torch.zeros_like(p) if g is None else g for g, p in zip(grads[2:2 + num_fields], prev)]
-            grad_state[0] = torch.addmm(grad_state[0], grads[1], weight)
-            for index, g in enumerate(grads[2 + num_fields:]):
-                if g is not None:
-                    grad_params[index] = g if grad_params[index] is None else grad_params[index] + g
-        grad_weight = None
-        if ctx.needs_input_grad[3]:
-            fed_back = torch.stack([s[0] for s in ctx.states])
-            grad_weight = torch.mm(grad_r.flatten(0, 1).t(), fed_back.flatten(0, 1))
-        trainable_grads = iter(grad_params)
-        grad_rest = [next(trainable_grads) if need else None for need in ctx.needs_input_grad[4 + num_fields:]]
-        return None, None, grad_u, grad_weight, *grad_state, *grad_rest
+__all__ = ["HoistedLoop", "RecurrentCell", "State", "detach_state", "map_state"]

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 from .base import RecurrentCell
 from .init import init_recurrent_, uniform_
+from .kernels import LeakyKernel, LeakyLoop
 from .registry import register_cell
 
 LEAK_MODES = ("fixed", "learned", "multiscale")
@@ -38,6 +39,7 @@ class LeakyCell(RecurrentCell):
     """
 
     state_type = LeakyState
+    kernel = LeakyKernel  # training: LeakyLoop's hand-written backward
 
     def __init__(self, input_size: int, hidden_size: int, alpha: float = 0.5, leak: str = "fixed",
                  timescales: tuple[float, float] = (1.0, 100.0), bias: bool = True, init: str = "uniform") -> None:
@@ -85,53 +87,8 @@ class LeakyCell(RecurrentCell):
         h = torch.lerp(torch.tanh(u_t + r_t), state.h, self.retention())  # cand + a * (h - cand)
         return h, LeakyState(h)
 
-    def forward_sequence(self, x: Tensor, state: LeakyState) -> tuple[Tensor, LeakyState]:
-        """The hoisted loop; when training, with the hand-written backward of :class:`LeakyLoop`."""
-        if not torch.is_grad_enabled() or torch.compiler.is_compiling():
-            return super().forward_sequence(x, state)
-        outputs, h = LeakyLoop.apply(self.project_input(x), state.h, self.weight_hh, self.retention())
-        return outputs, LeakyState(h)
-
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, leak={self.leak!r}"
 
 
-class LeakyLoop(torch.autograd.Function):
-    """``h_t = lerp(tanh(u_t + h_{t-1} Uᵀ), h_{t-1}, a)`` over a whole sequence, with a hand-written backward.
-
-    Backward per step is ``dh += g_t; dpre_t = dh ⊙ (1-a) ⊙ (1-c_t²); dh ← a ⊙ dh + dpre_t U``; the weight
-    gradient ``dU = Σ_t dpre_tᵀ h_{t-1}`` is one matmul over all steps.
-    """
-
-    @staticmethod
-    def forward(ctx, u: Tensor, h: Tensor, weight_hh: Tensor, retention: Tensor) -> tuple[Tensor, Tensor]:
-        outputs, candidates = torch.empty_like(u), torch.empty_like(u)
-        weight_t = weight_hh.t()
-        h0 = h
-        for t in range(u.shape[0]):
-            candidate = torch.tanh(torch.addmm(u[t], h, weight_t), out=candidates[t])
-            h = torch.lerp(candidate, h, retention, out=outputs[t])
-        ctx.save_for_backward(h0, weight_hh, retention, outputs, candidates)
-        return outputs, h.clone()
-
-    @staticmethod
-    def backward(ctx, grad_outputs: Tensor, grad_h: Tensor):
-        h0, weight_hh, retention, outputs, candidates = ctx.saved_tensors
-        derivative = (1 - candidates.square()).mul_(1 - retention)  # d h_t / d pre_t
-        grad_pre = torch.empty_like(candidates)
-        need_retention = ctx.needs_input_grad[3]
-        grad_hs = torch.empty_like(candidates) if need_retention else None
-        dh = grad_h
-        for t in range(candidates.shape[0] - 1, -1, -1):
-            dh = dh + grad_outputs[t]
-            if need_retention:
-                grad_hs[t] = dh
-            torch.mul(dh, derivative[t], out=grad_pre[t])
-            dh = torch.addmm(dh * retention, grad_pre[t], weight_hh)
-        previous = torch.cat([h0.unsqueeze(0), outputs[:-1]])
-        grad_weight = torch.mm(grad_pre.flatten(0, 1).t(), previous.flatten(0, 1)) if ctx.needs_input_grad[2] else None
-        grad_retention = None
-        if need_retention:
-            grad_retention = (grad_hs * (previous - candidates)).sum((0, 1))
-            grad_retention = grad_retention.sum_to_size(retention.shape)
-        return grad_pre, dh, grad_weight, grad_retention
+__all__ = ["LEAK_MODES", "LeakyCell", "LeakyLoop", "LeakyState"]

@@ -13,6 +13,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..cells.base import RecurrentCell, State
+from ..cells.kernels import fused_mode_of
 
 _KERNELS = {
     "LSTM": torch._VF.lstm,
@@ -20,15 +21,6 @@ _KERNELS = {
     "RNN_TANH": torch._VF.rnn_tanh,
     "RNN_RELU": torch._VF.rnn_relu,
 }
-
-
-def fused_mode_of(cells: Sequence[RecurrentCell]) -> str | None:
-    """The common fused mode of a layer's cells (one per direction), or ``None`` when they can't share a kernel."""
-    modes = {cell.fused_mode for cell in cells}
-    if len(modes) != 1 or None in modes:
-        return None
-    shapes = {tuple(tuple(w.shape) for w in cell.fused_weights()) for cell in cells}
-    return modes.pop() if len(shapes) == 1 else None
 
 
 def fused_stack_mode(layers: Sequence[Sequence[RecurrentCell]]) -> str | None:

@@ -9,9 +9,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..cells.base import RecurrentCell, State, map_state
+from ..cells.base import RecurrentCell, State
+from ..cells.kernels import choose_path, records_grad, run_path, step_loop
 from ..cells.registry import create_cell
-from .fused import fused_mode_of, fused_stack_mode, run_fused_layer, run_fused_stack
+from .fused import fused_stack_mode, run_fused_layer, run_fused_stack
 
 CellSpec = Union[str, Callable[..., RecurrentCell]]
 
@@ -52,15 +53,19 @@ class Recurrent(nn.Module):
         dropout: dropout on the outputs of every layer but the last (as ``torch.nn.LSTM``).
         residual: add each layer's input to its output from the second layer on (sizes must match).
         learn_initial_state: learn the initial state of every layer and direction instead of zeros.
-        force_loop: never use the fused kernel (for testing, or to time the loop path).
-        compile: ``torch.compile`` the loop of cells that have no fused kernel, cached per input shape. Opt in: the
-            first call of each shape costs 15-50 s of compilation.
+        force_loop: never use the fused kernel (for testing, or to time the other paths).
+        compile: ``torch.compile`` the step loop of cells that have no fused kernel, cached per input shape. Opt in:
+            the first call of each shape costs 15-50 s of compilation.
         layer_kwargs: per-layer cell kwargs, merged over ``cell_kwargs``.
         **cell_kwargs: passed to every cell (``peepholes=True``, ``leak="learned"``, ...).
 
     ``forward(x, state=None, lengths=None)`` returns ``(outputs, final_state)``: outputs ``[T, B, D * output_size]``
     (zero at padded steps) and a list of ``num_layers * D`` cell states, layer-major as in ``torch.nn.LSTM``.
     Pass the final state back as ``state`` to continue the sequences (truncated BPTT; see :func:`detach_state`).
+
+    Each layer runs on the path :func:`~recurrentkit.cells.kernels.choose_path` picks from what its cells declare
+    (fused kernel, compiled loop, the cell's own kernel, :class:`~recurrentkit.cells.kernels.HoistedLoop`, step
+    loop); padded batches take the same paths.
     """
 
     def __init__(self, cell: CellSpec | Sequence[CellSpec] = "lstm", input_size: int = 1, hidden_size: int = 1,
@@ -151,12 +156,15 @@ class Recurrent(nn.Module):
             if index > 0 and self.dropout > 0:
                 layer_input = F.dropout(layer_input, self.dropout, self.training)
             states = state[index * self.num_directions:(index + 1) * self.num_directions]
-            if not self.force_loop and fused_mode_of(cells) is not None:
+            path = choose_path(cells, grad=records_grad(cells, layer_input, states), fused=not self.force_loop,
+                               compile=self.compile)
+            if path == "fused":
                 output, new_states = run_fused_layer(cells, layer_input, states, lengths, self.training)
             else:
                 outputs, new_states = [], []
                 for direction, (cell, cell_state) in enumerate(zip(cells, states)):
-                    out, new = self._run_loop(cell, layer_input, cell_state, lengths, mask, reverse=direction == 1)
+                    out, new = self._run_cell(path, cell, layer_input, cell_state, lengths, mask,
+                                              reverse=direction == 1)
                     outputs.append(out)
                     new_states.append(new)
                 output = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
@@ -194,15 +202,14 @@ class Recurrent(nn.Module):
             raise ValueError(f"lengths must be in [1, {steps}] (the padded length), got min {low}, max {high}")
         return None if low == steps else lengths.long()
 
-    def _run_loop(self, cell: RecurrentCell, x: Tensor, state: State, lengths: Tensor | None, mask: Tensor | None,
-                  reverse: bool) -> tuple[Tensor, State]:
+    def _run_cell(self, path: str, cell: RecurrentCell, x: Tensor, state: State, lengths: Tensor | None,
+                  mask: Tensor | None, reverse: bool) -> tuple[Tensor, State]:
         if reverse:
             x = reverse_padded(x, lengths)
-        if mask is None:
-            run = self._compiled_loop(cell) if self.compile else cell.forward_sequence
-            output, state = run(x, state)
+        if path == "compiled":
+            output, state = self._compiled_loop(cell)(x, state, mask)
         else:
-            output, state = masked_loop(cell, x, state, mask)
+            output, state = run_path(path, cell, x, state, mask)
         if reverse:
             output = reverse_padded(output, lengths)
         return output, state
@@ -210,7 +217,10 @@ class Recurrent(nn.Module):
     def _compiled_loop(self, cell: RecurrentCell) -> Callable:
         key = id(cell)
         if key not in self._compiled:
-            self._compiled[key] = torch.compile(cell.forward_sequence, dynamic=False)
+            def loop(x: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
+                return step_loop(cell, cell.project_input(x), state, mask)
+
+            self._compiled[key] = torch.compile(loop, dynamic=False)
         return self._compiled[key]
 
     def extra_repr(self) -> str:
@@ -223,12 +233,7 @@ class Recurrent(nn.Module):
 
 
 def masked_loop(cell: RecurrentCell, x: Tensor, state: State, mask: Tensor) -> tuple[Tensor, State]:
-    """The hoisted loop for padded batches: padded steps keep the state and output zeros. ``mask`` is [T, B]."""
-    u = cell.project_input(x)
-    outputs = []
-    for u_t, m_t in zip(u.unbind(0), mask.unbind(0)):
-        y_t, new = cell.step(u_t, state)
-        keep = m_t.unsqueeze(-1)
-        state = map_state(lambda n, o, keep=keep: torch.where(keep, n, o), new, state)
-        outputs.append(y_t * keep.to(y_t.dtype))
-    return torch.stack(outputs), state
+    """The step loop for a padded batch (kept for compatibility; ``Recurrent`` now runs padded batches on the path
+    :func:`~recurrentkit.cells.kernels.choose_path` picks). ``mask`` is [T, B]: padded steps keep the state and
+    give zero outputs."""
+    return step_loop(cell, cell.project_input(x), state, mask)
