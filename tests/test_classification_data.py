@@ -9,7 +9,8 @@ import torch
 from lightning.fabric.utilities.data import _set_sampler_epoch
 
 from recurrentkit.data.bucketing import BucketBatchSampler
-from recurrentkit.data.classification import ClassificationDataModule, default_data_dir
+from recurrentkit.data.classification import ClassificationDataModule
+from recurrentkit.data.presets import default_data_dir
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cls"
 
@@ -112,8 +113,12 @@ def test_data_dir_default_from_env(monkeypatch, tmp_path):
     assert default_data_dir() == FIXTURES
     assert ClassificationDataModule(preset="sst2").vocab_size > 2
     monkeypatch.delenv("RK_DATA_DIR")
-    monkeypatch.chdir(tmp_path)
-    assert default_data_dir() == tmp_path.parent / "shared" / "data"
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert default_data_dir() is None  # no ../shared/data here: no data directory
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    assert default_data_dir() == tmp_path / "shared" / "data"
 
 
 def test_predict_file_of_plain_lines():
@@ -203,3 +208,59 @@ def test_bucketing_eval_order_sorted_and_errors():
         BucketBatchSampler(LENGTHS, 4, num_replicas=2, rank=2)
     with pytest.raises(TypeError, match="use_distributed_sampler=False"):  # what Lightning's re-wrapping would do
         BucketBatchSampler(torch.utils.data.SequentialSampler(range(5)), 4)
+
+
+# -- a validation split carved from the training file -------------------------------------------------------------
+def test_val_fraction_carves_a_stratified_seeded_validation_split():
+    train_file = str(FIXTURES / "sst2/glue/train.tsv")
+    rows = _rows(train_file)  # 40 rows, 20 per label
+    dm = ClassificationDataModule(train_file=train_file, val_fraction=0.25, seed=3, batch_size=8)
+    dm.setup("fit")
+    train, val = dm.raw_split("train"), dm.raw_split("val")
+    assert len(val.texts) == 10 and len(train.texts) == 30
+    assert Counter(val.labels) == Counter({0: 5, 1: 5})  # stratified: each label keeps its share
+    assert sorted(train.rows + val.rows) == list(range(40))  # disjoint, complete
+    assert [rows[i][0] for i in val.rows] == val.texts
+    assert set(dm.vocab.tokens[2:]) == {w for t in train.texts for w in t.split()}  # vocab from the train part only
+    assert len(dm.val_dataloader().dataset) == 10
+    again = ClassificationDataModule(train_file=train_file, val_fraction=0.25, seed=3)
+    assert again.raw_split("val").rows == val.rows  # same seed: same split
+    other = ClassificationDataModule(train_file=train_file, val_fraction=0.25, seed=4)
+    assert other.raw_split("val").rows != val.rows
+
+
+def test_holdout_rows_keeps_label_shares_and_a_rare_label_in_train():
+    from recurrentkit.data.classification import holdout_rows
+
+    held = holdout_rows(["a"] * 30 + ["b"] * 10, 0.2, seed=0)
+    assert len(held) == 8 and sum(i < 30 for i in held) == 6
+    held = holdout_rows(["a"] * 9 + ["b"], 0.15, seed=0)  # round(1.5) = 2 rows; "b" has one example: it stays
+    assert len(held) == 2 and 9 not in held
+    assert holdout_rows(list("abab" * 5), 0.5, seed=1) == holdout_rows(list("abab" * 5), 0.5, seed=1)
+
+
+def test_val_fraction_errors_name_the_problem(tmp_path):
+    train_file = str(FIXTURES / "sst2/glue/train.tsv")
+    with pytest.raises(ValueError, match="either a validation file or val_fraction, not both: val_file="):
+        ClassificationDataModule(train_file=train_file, val_file=str(FIXTURES / "sst2/glue/dev.tsv"),
+                                 val_fraction=0.1)
+    with pytest.raises(ValueError, match="preset 'sst2' has its validation file"):
+        ClassificationDataModule(preset="sst2", data_dir=str(FIXTURES), val_fraction=0.1)
+    with pytest.raises(ValueError, match="set val_split=None"):
+        ClassificationDataModule(dataset=str(FIXTURES / "csv_dataset"), val_fraction=0.1)
+    for bad in (0.0, 1.0, -0.5):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            ClassificationDataModule(train_file=train_file, val_fraction=bad)
+    with pytest.raises(ValueError, match="0.01 of 40 training examples leaves an empty validation split"):
+        ClassificationDataModule(train_file=train_file, val_fraction=0.01).setup("fit")
+    with pytest.raises(ValueError, match="0.99 of 40 training examples leaves an empty training split"):
+        ClassificationDataModule(train_file=train_file, val_fraction=0.99).setup("fit")
+
+
+def test_val_fraction_errors_still_name_the_file_line(tmp_path):
+    path = tmp_path / "train.tsv"
+    good = [f"word{i} text\t{i % 2}" for i in range(10)]
+    path.write_text("sentence\tlabel\n" + "\n".join(good + ["odd one\t7"]) + "\n")
+    dm = ClassificationDataModule(train_file=str(path), val_fraction=0.3, label_names=["0", "1"])
+    with pytest.raises(ValueError, match=r"train.tsv, row 11 \(line 12\): label 7 is not in the label set"):
+        dm.setup("fit")  # wherever the bad row landed, the message points at its line in the file

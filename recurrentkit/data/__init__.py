@@ -4,7 +4,8 @@ from .bucketing import BucketBatchSampler
 from .classification import ClassificationDataModule
 from .lm import BPTTBatches, LanguageModelingDataModule, batchify, bptt_window_lengths, load_vocab_and_tokenizer
 from .lm1b import OneBillionWordDataModule
-from .presets import PRESETS, resolve_preset
+from .lm_stream import TokenStreamDataModule
+from .presets import PRESETS, default_data_dir, get_preset, list_presets, resolve_preset
 from .timeseries import (
     NARMA10_COEFFICIENTS,
     CSVSeriesDataModule,
@@ -39,12 +40,16 @@ __all__ = [
     "LanguageModelingDataModule",
     "OneBillionWordDataModule",
     "PRESETS",
+    "TokenStreamDataModule",
     "Tokenizer",
     "Vocab",
     "WordTokenizer",
     "batchify",
     "bptt_window_lengths",
     "build_tokenizer",
+    "default_data_dir",
+    "get_preset",
+    "list_presets",
     "load_vocab_and_tokenizer",
     "resolve_preset",
 ]

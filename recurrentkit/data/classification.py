@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import os
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,30 +27,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .bucketing import BucketBatchSampler
+from .presets import get_preset, resolve_data_dir
 from .tokenizers import Tokenizer, build_tokenizer
 from .vocab import Vocab
 
 FORMATS = ("auto", "tsv", "csv", "json", "jsonl", "label-space", "text")
 SPECIALS = ("<pad>", "<unk>")
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # GLUE SST-2: 67,349 phrases/sentences for training, 872 dev sentences; GLUE's test.tsv has no labels.
-    "sst2": {"train_file": "sst2/glue/train.tsv", "val_file": "sst2/glue/dev.tsv", "test_file": None,
-             "format": "tsv", "text_column": "sentence", "label_column": "label",
-             "label_names": ["negative", "positive"]},
-    # Sentence-level binary SST (Kim 2014, Tai et al. 2015): 6,920 / 872 / 1,821 sentences, test labelled.
-    "sst2-sentence": {"train_file": "sst2/sentence_binary/stsa.binary.train",
-                      "val_file": "sst2/sentence_binary/stsa.binary.dev",
-                      "test_file": "sst2/sentence_binary/stsa.binary.test",
-                      "format": "label-space", "text_column": "sentence", "label_column": "label",
-                      "label_names": ["negative", "positive"]},
-}
-
-
-def default_data_dir() -> Path:
-    """``$RK_DATA_DIR``, else ``../shared/data`` relative to the working directory."""
-    return Path(os.environ.get("RK_DATA_DIR") or Path.cwd().parent / "shared" / "data")
-
 
 @dataclass
 class RawSplit:
@@ -61,11 +44,59 @@ class RawSplit:
     labels: list[Any] | None
     first_line: int | None = None  # file line of row 0 (1-based), None when rows have no line (hub, json array)
     features: Any = None
+    rows: list[int] | None = None  # source rows of the examples when the split was carved from a larger one
 
     def where(self, row: int) -> str:
-        """``"file, row i (line n)"``: 1-based data row, plus the file line when there is one."""
+        """``"file, row i (line n)"``: 1-based data row of the source, plus the file line when there is one."""
+        row = self.rows[row] if self.rows is not None else row
         line = f" (line {self.first_line + row})" if self.first_line is not None else ""
         return f"{self.origin}, row {row + 1}{line}"
+
+    def subset(self, name: str, rows: Sequence[int]) -> RawSplit:
+        """The examples at ``rows`` as split ``name``; error messages still name their rows in the source."""
+        rows = list(rows)
+        labels = None if self.labels is None else [self.labels[i] for i in rows]
+        source_rows = rows if self.rows is None else [self.rows[i] for i in rows]
+        return RawSplit(name, self.origin, [self.texts[i] for i in rows], labels, self.first_line, self.features,
+                        source_rows)
+
+
+def holdout_rows(labels: Sequence[Any], fraction: float, seed: int = 0) -> list[int]:
+    """Rows to hold out for validation: ``round(fraction * n)`` of the ``n`` examples, stratified by label.
+
+    Each label keeps its share: it gives ``floor(fraction * n_label)`` rows, and the rows still missing go to the
+    labels with the largest remainders, preferring labels that keep at least one training example. Which rows a
+    label gives is a seeded shuffle, so the same ``(labels, fraction, seed)`` always gives the same rows.
+
+    Raises:
+        ValueError: ``fraction`` not in (0, 1), or it leaves the validation or the training part empty.
+    """
+    n = len(labels)
+    if not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {fraction}")
+    total = round(float(fraction) * n)
+    if total < 1 or total >= n:
+        part = "validation" if total < 1 else "training"
+        raise ValueError(f"val_fraction={fraction} of {n} training examples leaves an empty {part} split "
+                         f"({total} held out); use a fraction that holds out between 1 and {n - 1} examples")
+    groups: dict[Any, list[int]] = {}
+    for row, label in enumerate(labels):
+        key = label.strip() if isinstance(label, str) else label
+        groups.setdefault(key if _hashable(key) else repr(key), []).append(row)
+    members = list(groups.values())
+    exact = [float(fraction) * len(rows) for rows in members]
+    quota = [int(q) for q in exact]
+    by_remainder = sorted(range(len(members)),
+                          key=lambda g: (quota[g] + 1 >= len(members[g]), quota[g] - exact[g], g))
+    for g in by_remainder[: total - sum(quota)]:
+        quota[g] += 1
+    rng = random.Random(seed)
+    held: list[int] = []
+    for rows, q in zip(members, quota):
+        shuffled = list(rows)
+        rng.shuffle(shuffled)
+        held.extend(shuffled[:q])
+    return sorted(held)
 
 
 @dataclass
@@ -192,7 +223,8 @@ class ClassificationDataModule(L.LightningDataModule):
     Args:
         preset: ``"sst2"`` (GLUE train/dev; its test has no labels) or ``"sst2-sentence"`` (``stsa.binary``
             train/dev/test). It fills every file/format/column/label argument left at ``None``.
-        data_dir: where relative file paths of a preset are found; default ``$RK_DATA_DIR`` or ``../shared/data``.
+        data_dir: where relative file paths are found (after the working directory); default
+            :func:`~recurrentkit.data.presets.default_data_dir`: ``$RK_DATA_DIR``, else ``../shared/data`` if it exists.
         train_file, val_file, test_file: local files (tsv/csv/json/jsonl/label-space); relative paths are tried
             as given, then under ``data_dir``.
         predict_file: texts to label (a ``.txt`` with one text per line, or a table with ``text_column``).
@@ -210,7 +242,11 @@ class ClassificationDataModule(L.LightningDataModule):
         bucketing: batch examples of similar length (:class:`BucketBatchSampler`); ``False``: plain shuffling.
         pool_batches: batches per bucketing pool.
         num_workers: DataLoader workers.
-        seed: seed of the training order.
+        seed: seed of the training order and of the ``val_fraction`` split.
+        val_fraction: hold out this fraction of the training examples as the validation split (stratified by
+            label, seeded by ``seed``; see :func:`holdout_rows`), for data with no validation file. The vocabulary
+            and label set are then built on the remaining training examples only. Not together with ``val_file``
+            (nor a preset that has one) or a hub ``val_split``.
 
     Under DDP the training sampler splits the data across ranks itself: run with
     ``Trainer(use_distributed_sampler=False)`` (as for the language-model data).
@@ -224,18 +260,21 @@ class ClassificationDataModule(L.LightningDataModule):
                  label_names: list[str] | None = None, tokenizer: str | dict[str, Any] | None = None,
                  lowercase: bool = False, min_freq: int = 1, max_vocab_size: int | None = None,
                  max_length: int | None = None, batch_size: int = 32, eval_batch_size: int | None = None,
-                 bucketing: bool = True, pool_batches: int = 50, num_workers: int = 0, seed: int = 0) -> None:
+                 bucketing: bool = True, pool_batches: int = 50, num_workers: int = 0, seed: int = 0,
+                 val_fraction: float | None = None) -> None:
         super().__init__()
-        if preset is not None and preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-        defaults = dict(PRESETS[preset]) if preset else {}
+        defaults: dict[str, Any] = {}
+        if preset is not None:
+            spec = get_preset(preset, kind="classification")
+            defaults = {"train_file": spec.files.get("train"), "val_file": spec.files.get("validation"),
+                        "test_file": spec.files.get("test"), **spec.options}
         given = {"train_file": train_file, "val_file": val_file, "test_file": test_file, "format": format,
                  "text_column": text_column, "label_column": label_column, "label_names": label_names}
         if preset and any(given[k] is not None for k in ("train_file", "val_file", "test_file")):
             defaults.update({k: None for k in ("train_file", "val_file", "test_file")})
         opts = {k: v if v is not None else defaults.get(k) for k, v in given.items()}
         self.preset, self.dataset, self.dataset_config = preset, dataset, dataset_config
-        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.data_dir = resolve_data_dir(data_dir or None)
         self.train_file, self.val_file, self.test_file = opts["train_file"], opts["val_file"], opts["test_file"]
         self.predict_file = predict_file
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
@@ -257,6 +296,9 @@ class ClassificationDataModule(L.LightningDataModule):
         self.num_workers, self.seed = num_workers, seed
         if dataset is None and self.train_file is None:
             raise ValueError("give a preset, a dataset, or a train_file")
+        self.val_fraction = None if val_fraction is None else float(val_fraction)
+        if self.val_fraction is not None:
+            self._check_val_fraction(preset, val_file)
         self.tokenizer: Tokenizer | None = None
         self.vocab: Vocab | None = None
         self._label_names: list[str] | None = None
@@ -264,10 +306,22 @@ class ClassificationDataModule(L.LightningDataModule):
         self._raw: dict[str, RawSplit] = {}
         self._encoded: dict[str, EncodedSplit] = {}
 
+    def _check_val_fraction(self, preset: str | None, val_file: str | None) -> None:
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {self.val_fraction}")
+        if self.dataset is not None and self.splits["val"] is not None:
+            raise ValueError(f"val_fraction carves the validation split out of the training split, but val_split="
+                             f"{self.splits['val']!r} names one in {self.dataset!r} too: set val_split=None")
+        if self.dataset is None and self.val_file is not None:
+            given = (f"val_file={val_file!r}" if val_file is not None
+                     else f"preset {preset!r} has its validation file {self.val_file!r}; give train_file (and "
+                          "test_file) to carve a validation split from the training file instead")
+            raise ValueError(f"give either a validation file or val_fraction, not both: {given}")
+
     # --- sources --------------------------------------------------------------------------------------------
     def _resolve(self, path: str) -> str:
         p = Path(path).expanduser()
-        if p.is_absolute() or p.exists():
+        if p.is_absolute() or p.exists() or self.data_dir is None:
             return str(p)
         return str(self.data_dir / p)
 
@@ -279,14 +333,30 @@ class ClassificationDataModule(L.LightningDataModule):
         """Whether the ``"train"``/``"val"``/``"test"``/``"predict"`` split is configured."""
         if stage == "predict":
             return self.predict_file is not None
+        if stage == "val" and self.val_fraction is not None:
+            return True
         return self._file_for(stage) is not None if self.dataset is None else self.splits[stage] is not None
 
     def raw_split(self, stage: str) -> RawSplit:
-        """Load (once) the split of ``stage`` as texts and raw labels."""
+        """Load (once) the split of ``stage`` as texts and raw labels.
+
+        With ``val_fraction`` the ``"train"`` and ``"val"`` splits are the two parts of the training source.
+        """
         if stage in self._raw:
             return self._raw[stage]
         if not self.has_split(stage):
             raise ValueError(f"no {stage} split is configured")
+        if self.val_fraction is not None and stage in ("train", "val"):
+            source = self._load_split("train")
+            held = set(holdout_rows(source.labels, self.val_fraction, self.seed))
+            self._raw["train"] = source.subset("train", [i for i in range(len(source.texts)) if i not in held])
+            self._raw["val"] = source.subset("val", sorted(held))
+        else:
+            self._raw[stage] = self._load_split(stage)
+        return self._raw[stage]
+
+    def _load_split(self, stage: str) -> RawSplit:
+        """Read the source of ``stage`` (the one place where the files or the hub dataset are read)."""
         labelled = stage != "predict"
         if self.dataset is not None and stage != "predict":
             from datasets import load_dataset
@@ -300,7 +370,6 @@ class ClassificationDataModule(L.LightningDataModule):
             raw = load_file_split(path, stage, fmt, self.text_column, self.label_column if labelled else None)
         if not raw.texts:
             raise ValueError(f"{raw.origin}: the {stage} split is empty")
-        self._raw[stage] = raw
         return raw
 
     # --- vocabulary and labels (train split only) ------------------------------------------------------------

@@ -16,9 +16,10 @@ the stream (it would be a free prediction after every ``</S>``) unless ``add_bos
 
 The text is read shard by shard twice (count, then encode) and the ids are appended to one ``uint32`` file per split
 in ``cache_dir``, with the vocab as JSON beside it; later runs (and the other DDP ranks, which wait on a file lock)
-memory-map those files, so the 0.8B training tokens never sit in RAM as Python objects. Batches are the contiguous
-``[B, T]`` windows of :class:`~recurrentkit.data.lm.BPTTBatches`, each rank reading its own contiguous shard
-(:func:`~recurrentkit.data.lm.batchify`).
+memory-map those files, so the 0.8B training tokens never sit in RAM as Python objects. Sharding and batching are
+those of every language-model data module (:class:`~recurrentkit.data.lm_stream.TokenStreamDataModule`): the
+contiguous ``[B, T]`` windows of :class:`~recurrentkit.data.lm_stream.BPTTBatches` (served as ``int64``, one window
+copied out of the map at a time), each rank reading its own contiguous shard.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
 
-from .lm import BPTTBatches, batchify
+from .lm_stream import BPTTBatches, TokenStreamDataModule
+from .tokenizers import WordTokenizer
 from .vocab import Vocab
 
 __all__ = ["OneBillionWordDataModule", "LM1BBatches", "lm1b_files", "TRAIN_DIR", "HELDOUT_DIR"]
@@ -102,16 +103,10 @@ def _lines(path: Path) -> Iterator[list[str]]:
             yield line.split()
 
 
-class LM1BBatches(BPTTBatches):
-    """:class:`~recurrentkit.data.lm.BPTTBatches` over a ``uint32`` (memory-mapped) stream: windows are cast to
-    ``int64`` as they are served, so only the current batch is ever copied out of the map."""
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        for x, y in super().__iter__():
-            yield x.long(), y.long()
+LM1BBatches = BPTTBatches  # the old name: BPTTBatches now serves int64 windows of any stream itself
 
 
-class OneBillionWordDataModule(L.LightningDataModule):
+class OneBillionWordDataModule(TokenStreamDataModule):
     """The One Billion Word benchmark from its release folder, as contiguous ``[B, T]`` BPTT batches.
 
     Args:
@@ -132,17 +127,16 @@ class OneBillionWordDataModule(L.LightningDataModule):
     ``vocab_size`` builds (or loads) the cache on first access, so LightningCLI can link it into the model.
     """
 
+    vocab_settings = "root, train_shards, min_count and max_vocab_size"
+
     def __init__(self, root: str = "data/1-billion-word-language-modeling-benchmark-r13output", min_count: int = 3,
                  max_vocab_size: int | None = None, train_shards: list[int] | None = None,
                  validation_shards: list[int] | None = None, test_shards: list[int] | None = None,
                  add_bos: bool = False, batch_size: int = 128, eval_batch_size: int | None = None, bptt: int = 20,
                  variable_bptt: bool = False, cache_dir: str | None = None, seed: int = 0) -> None:
-        super().__init__()
-        for arg, val in (("min_count", min_count), ("batch_size", batch_size), ("bptt", bptt)):
-            if int(val) < 1:
-                raise ValueError(f"{arg} must be >= 1, got {val}")
-        if eval_batch_size is not None and int(eval_batch_size) < 1:
-            raise ValueError(f"eval_batch_size must be >= 1, got {eval_batch_size}")
+        super().__init__(batch_size, eval_batch_size, bptt, variable_bptt, seed)
+        if int(min_count) < 1:
+            raise ValueError(f"min_count must be >= 1, got {min_count}")
         if max_vocab_size is not None and int(max_vocab_size) <= len(SPECIALS):
             raise ValueError(f"max_vocab_size must exceed the {len(SPECIALS)} specials, got {max_vocab_size}")
         self.save_hyperparameters()
@@ -153,48 +147,17 @@ class OneBillionWordDataModule(L.LightningDataModule):
         self.validation_shards = [1] if validation_shards is None else [int(i) for i in validation_shards]
         self.test_shards = [0] if test_shards is None else [int(i) for i in test_shards]
         self.add_bos = bool(add_bos)
-        self.batch_size = int(batch_size)
-        self.eval_batch_size = self.batch_size if eval_batch_size is None else int(eval_batch_size)
-        self.bptt = int(bptt)
-        self.variable_bptt = bool(variable_bptt)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else self.root / ".recurrentkit-cache"
-        self.seed = int(seed)
-        self._vocab: Vocab | None = None
+        # the release text is already tokenized: whitespace words, one </S> per line
+        self._tokenizer = WordTokenizer(eos=EOS)
         self._streams: dict[str, Tensor] | None = None
         self._memmaps: dict[str, np.memmap] = {}
-        self._loaders: dict[str, LM1BBatches] = {}
 
     # -- public -----------------------------------------------------------------------------------------------
     @property
     def files(self) -> dict[str, list[Path]]:
         """Shard files per split (checked to exist)."""
         return lm1b_files(self.root, self.train_shards, self.validation_shards, self.test_shards)
-
-    @property
-    def vocab(self) -> Vocab:
-        if self._vocab is None:
-            self._build_cache()
-        assert self._vocab is not None
-        return self._vocab
-
-    @property
-    def vocab_size(self) -> int:
-        """``len(vocab)``, built lazily (the first call may encode the corpus into the cache)."""
-        return len(self.vocab)
-
-    @property
-    def tokenizer(self):
-        """The whitespace word tokenizer with ``</S>`` per line (the release text is already tokenized)."""
-        from .tokenizers import WordTokenizer
-
-        return WordTokenizer(eos=EOS)
-
-    def token_stream(self, split: str = "train") -> Tensor:
-        """The whole ``uint32`` id stream of a split (a memory-mapped tensor)."""
-        streams = self._load_streams()
-        if split not in streams:
-            raise KeyError(f"split {split!r} is not available; have {sorted(streams)}")
-        return streams[split]
 
     def cache_paths(self) -> dict[str, Path]:
         """Files of this configuration's cache: ``vocab``, ``meta`` and one ``<split>`` id file per split."""
@@ -209,29 +172,6 @@ class OneBillionWordDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         self._build_cache()
 
-    def setup(self, stage: str | None = None) -> None:
-        streams = self._load_streams()
-        trainer = getattr(self, "trainer", None)
-        rank, world = (int(trainer.global_rank), int(trainer.world_size)) if trainer is not None else (0, 1)
-        self._loaders = {}
-        for split, stream in streams.items():
-            bsz = self.batch_size if split == "train" else self.eval_batch_size
-            try:
-                rows = batchify(stream, bsz, rank, world)
-            except ValueError as err:
-                raise ValueError(f"{split} split of {self.root}: {err}") from None
-            self._loaders[split] = LM1BBatches(rows, self.bptt, variable=self.variable_bptt and split == "train",
-                                               seed=self.seed)
-
-    def train_dataloader(self) -> LM1BBatches:
-        return self._loader("train")
-
-    def val_dataloader(self) -> LM1BBatches | list:
-        return self._loader("validation")
-
-    def test_dataloader(self) -> LM1BBatches | list:
-        return self._loader("test")
-
     def state_dict(self) -> dict[str, Any]:
         """The vocab and the settings that made the ids (a checkpoint then knows its vocabulary)."""
         return {"vocab": self.vocab.state_dict(), "min_count": self.min_count, "add_bos": self.add_bos}
@@ -244,18 +184,14 @@ class OneBillionWordDataModule(L.LightningDataModule):
         """
         if not isinstance(state_dict, Mapping) or "vocab" not in state_dict:
             raise ValueError("not a OneBillionWordDataModule state: expected a 'vocab' key")
-        theirs = Vocab.from_state_dict(dict(state_dict["vocab"]))
-        if self._vocab is None:
-            self._vocab = theirs
-        elif self._vocab.tokens != theirs.tokens:
-            raise ValueError(f"vocab mismatch: the checkpoint's vocab has {len(theirs)} tokens, this data gives "
-                             f"{len(self._vocab)}; use the same root, train_shards, min_count and max_vocab_size")
+        self._adopt_vocab(Vocab.from_state_dict(dict(state_dict["vocab"])))
 
     # -- internals --------------------------------------------------------------------------------------------
-    def _loader(self, split: str) -> LM1BBatches | list:
-        if not self._loaders:
-            self.setup()
-        return self._loaders.get(split, [])
+    def _source(self, split: str) -> str:
+        return str(self.root)
+
+    def _build_vocab(self) -> None:
+        self._build_cache()
 
     def _cache_key(self) -> str:
         files = self.files
