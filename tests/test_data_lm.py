@@ -329,3 +329,15 @@ def test_trainer_checkpoint_resumes_mid_epoch_at_same_position(tmp_path):
     model2 = _Recorder(dm2.vocab_size)
     L.Trainer(**kw).fit(model2, dm2, ckpt_path=path)
     assert model2.seen == model.seen[9:]
+
+
+def test_pre_spaced_character_file_decodes_to_text(tmp_path):
+    """A file of space-separated symbols with ``_`` for a space trains per character and decodes as plain text."""
+    text = "will expand the\nnew rule now\n"
+    path = tmp_path / "spaced.txt"
+    path.write_text("".join(" ".join("_" if c == " " else c for c in line) + "\n" for line in text.splitlines()))
+    dm = tiny_dm(tmp_path, data_files={"train": str(path)}, tokenizer="word",
+                 tokenizer_kwargs={"join": "", "space": "_"})
+    assert set(dm.vocab.tokens) == set("willexpandthenewrulenow") | {"_", "<eos>", "<unk>"}
+    assert dm.decode(dm.token_stream("train")) == text
+    assert dm.tokenizer.config()["space"] == "_"  # saved with the checkpoint's data-module state

@@ -108,3 +108,37 @@ def test_build_tokenizer_errors():
         build_tokenizer({"eos": "x"})
     with pytest.raises(TypeError, match="word"):
         build_tokenizer("word", vocab_size=3)
+
+
+# -- pre-spaced character files: "w i l l _ e x p a n d" --------------------------------------------------------
+def _spaced(text):
+    """A natural text written as a pre-spaced character file: symbols separated by spaces, ``_`` for a space."""
+    return "\n".join(" ".join("_" if c == " " else c for c in line) for line in text.split("\n"))
+
+
+def test_word_tokenizer_reads_pre_spaced_characters_back_as_text():
+    tok = WordTokenizer(join="", space="_")
+    tokens = tok.tokenize("w i l l _ e x p a n d\nn o w\n")
+    assert tokens[:5] == ["w", "i", "l", "l", "_"] and tokens.count("<eos>") == 2
+    assert tok.detokenize(tokens) == "will expand\nnow\n"
+    assert WordTokenizer().detokenize(tokens) == "w i l l _ e x p a n d\nn o w\n"  # the default keeps the spacing
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(alphabet="abcXYZ.,'!? \n"))
+def test_pre_spaced_round_trip_property(text):
+    tok = WordTokenizer(join="", space="_")
+    assert tok.detokenize(tok.tokenize(_spaced(text))) == (text if text.endswith("\n") else text + "\n")
+
+
+def test_word_tokenizer_join_and_space_config_and_errors():
+    tok = WordTokenizer(join="", space="_")
+    assert tok.config() == {"name": "word", "eos": "<eos>", "lower": False, "join": "", "space": "_"}
+    assert build_tokenizer(json.loads(json.dumps(tok.config()))) == tok
+    assert WordTokenizer().config() == {"name": "word", "eos": "<eos>", "lower": False}  # unchanged default
+    with pytest.raises(ValueError, match="space must be a non-empty string"):
+        WordTokenizer(space=" ")
+    with pytest.raises(ValueError, match="space and eos must differ"):
+        WordTokenizer(space="<eos>")
+    with pytest.raises(ValueError, match="join must be a string without a line break"):
+        WordTokenizer(join="\n")

@@ -77,16 +77,35 @@ class WordTokenizer(Tokenizer):
     every line, an empty one included, gives its words followed by ``eos``. So a text with ``L`` lines yields
     exactly ``L`` eos tokens, and reading a file line by line gives the counts of ``pytorch/examples``
     (``line.split() + ['<eos>']``). ``eos=None`` drops the end-of-line token. ``lower=True`` lowercases.
+
+    :meth:`detokenize` puts ``join`` between the tokens of a line (a space by default) after turning every ``space``
+    token into ``" "``. That reads *pre-spaced character files* back as text: a file written one symbol per token
+    with ``_`` for a space (``"w i l l _ e x p a n d"``) tokenizes as it is, one token per character, and
+    ``WordTokenizer(join="", space="_")`` detokenizes it to ``"will expand"``:
+
+    >>> tok = WordTokenizer(eos=None, join="", space="_")
+    >>> tok.tokenize("w i l l _ e x p a n d")
+    ['w', 'i', 'l', 'l', '_', 'e', 'x', 'p', 'a', 'n', 'd']
+    >>> tok.detokenize(tok.tokenize("w i l l _ e x p a n d"))
+    'will expand'
     """
 
     name = "word"
     keeps_linebreaks = False
 
-    def __init__(self, eos: str | None = "<eos>", lower: bool = False) -> None:
-        if eos is not None and (not isinstance(eos, str) or not eos or any(c.isspace() for c in eos)):
-            raise ValueError(f"eos must be a non-empty string without whitespace or None, got {eos!r}")
+    def __init__(self, eos: str | None = "<eos>", lower: bool = False, join: str = " ",
+                 space: str | None = None) -> None:
+        for arg, val in (("eos", eos), ("space", space)):
+            if val is not None and (not isinstance(val, str) or not val or any(c.isspace() for c in val)):
+                raise ValueError(f"{arg} must be a non-empty string without whitespace or None, got {val!r}")
+        if not isinstance(join, str) or "\n" in join:
+            raise ValueError(f"join must be a string without a line break, got {join!r}")
+        if space is not None and space == eos:
+            raise ValueError(f"space and eos must differ, both are {space!r}")
         self.eos = eos
         self.lower = bool(lower)
+        self.join = join
+        self.space = space
 
     def tokenize(self, text: str) -> list[str]:
         if self.lower:
@@ -102,20 +121,27 @@ class WordTokenizer(Tokenizer):
         return tokens
 
     def detokenize(self, tokens: list[str]) -> str:
+        """Lines of tokens joined by ``join`` (``space`` tokens read as ``" "``), each ``eos`` ending a line."""
         out: list[str] = []
         line: list[str] = []
         for tok in tokens:
             if self.eos is not None and tok == self.eos:
-                out.append(" ".join(line) + "\n")
+                out.append(self.join.join(line) + "\n")
                 line = []
             else:
-                line.append(tok)
+                line.append(" " if tok == self.space else tok)
         if line:
-            out.append(" ".join(line))
+            out.append(self.join.join(line))
         return "".join(out)
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "eos": self.eos, "lower": self.lower}
+        cfg: dict[str, Any] = {"name": self.name, "eos": self.eos, "lower": self.lower}
+        # only when set: configs (and the datasets cache fingerprints made from them) stay as they were
+        if self.join != " ":
+            cfg["join"] = self.join
+        if self.space is not None:
+            cfg["space"] = self.space
+        return cfg
 
 
 class BPETokenizer(Tokenizer):
