@@ -189,6 +189,9 @@ def generate_main(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``recurrentkit`` console script."""
+    from .console import quiet_third_party_notices
+
+    quiet_third_party_notices()
     from_command_line = argv is None
     args = sys.argv[1:] if argv is None else list(argv)
     command = args[0] if args else "--help"

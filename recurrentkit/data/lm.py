@@ -31,6 +31,9 @@ __all__ = [
     "load_vocab_and_tokenizer",
 ]
 
+#: splits with fewer rows are tokenized without a progress bar
+PROGRESS_MIN_ROWS = 100_000
+
 
 class LanguageModelingDataModule(TokenStreamDataModule):
     """Word-, char- or BPE-level language-modelling data from the hub, local files or a preset.
@@ -233,17 +236,12 @@ class LanguageModelingDataModule(TokenStreamDataModule):
         tok = self._tokenizer
         if not tok.is_trained:
             tok.train(iter(train["text"]))
-        num_proc = self.num_workers if self.num_workers > 1 else None
 
         def tokenize(batch):
             return {"tokens": [tok.tokenize(t) for t in batch["text"]]}
 
-        # explicit fingerprints: cheap to compute (hashing a large vocab through dill is slow) and they name exactly
-        # what the cached result depends on
         tok_key = json.dumps(tok.config(), sort_keys=True)
-        tokenized = {s: ds.map(tokenize, batched=True, remove_columns=["text"], num_proc=num_proc, desc="tokenize",
-                               new_fingerprint=_fingerprint(ds, "rk-tokenize", tok_key))
-                     for s, ds in raw.items()}
+        tokenized = {s: self._map(ds, tokenize, "text", "tokenize", tok_key) for s, ds in raw.items()}
         if self._vocab is None:
             self._vocab = Vocab.from_counts(_token_counts(tokenized["train"]), min_freq=self.min_freq,
                                             max_size=self.max_vocab_size, specials=("<unk>",))
@@ -253,9 +251,7 @@ class LanguageModelingDataModule(TokenStreamDataModule):
             return {"ids": [vocab.encode(t) for t in batch["tokens"]]}
 
         vocab_key = json.dumps([vocab.tokens, vocab.unk_token])
-        encoded = {s: ds.map(encode, batched=True, remove_columns=["tokens"], num_proc=num_proc, desc="encode",
-                             new_fingerprint=_fingerprint(ds, "rk-encode", vocab_key))
-                   for s, ds in tokenized.items()}
+        encoded = {s: self._map(ds, encode, "tokens", "encode", vocab_key) for s, ds in tokenized.items()}
         streams: dict[str, Tensor] = {}
         for split in SPLITS:
             if split not in encoded:
@@ -266,6 +262,23 @@ class LanguageModelingDataModule(TokenStreamDataModule):
             streams[split] = ids
         self._streams = streams
         return streams
+
+    def _map(self, ds, fn, column: str, desc: str, key: str):
+        """``ds.map(fn)`` replacing ``column``, cached under an explicit fingerprint (cheap to compute: hashing a
+        large vocab through dill is slow, and it names exactly what the result depends on). Its progress bar shows
+        only for splits of at least ``PROGRESS_MIN_ROWS`` rows: on a small corpus it is noise."""
+        from datasets import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+        hide = ds.num_rows < PROGRESS_MIN_ROWS and not are_progress_bars_disabled()
+        if hide:
+            disable_progress_bars()
+        try:
+            return ds.map(fn, batched=True, remove_columns=[column], desc=desc,
+                          num_proc=self.num_workers if self.num_workers > 1 else None,
+                          new_fingerprint=_fingerprint(ds, f"rk-{desc}", key))
+        finally:
+            if hide:
+                enable_progress_bars()
 
 
 def _fingerprint(ds, *parts: str) -> str:
