@@ -69,8 +69,10 @@ def brute_force_probabilities(lm: SparseNonNegativeLM, train, data) -> list[floa
     """p(w | h) of every predicted token of ``data``, by dictionaries and loops, from the model's fitted
     adjustment table only (counts, buckets and normalisers are recomputed here)."""
     counts: dict = collections.defaultdict(collections.Counter)
+    left = collections.defaultdict(set)  # word -> the distinct words seen right before it
     for seg in segments(lm, train):
         for i in range(1, len(seg)):
+            left[seg[i]].add(seg[i - 1])
             for f in fired(lm, seg, i):
                 counts[f][seg[i]] += 1
     phi = lm.adjustment_table()
@@ -82,7 +84,8 @@ def brute_force_probabilities(lm: SparseNonNegativeLM, train, data) -> list[floa
     def adjusted(f, w):
         row = counts[f]
         cstar = sum(row.values())
-        return math.exp(phi[f[0], bucket(cstar), bucket(len(row)), bucket(row[w])]) * row[w] / cstar
+        e = bucket(len(left[w])) if lm.target_diversity else 0
+        return math.exp(phi[f[0], bucket(cstar), bucket(len(row)), bucket(row[w]), e]) * row[w] / cstar
 
     u = math.exp(lm.theta_uniform)
     probs = []
@@ -95,12 +98,13 @@ def brute_force_probabilities(lm: SparseNonNegativeLM, train, data) -> list[floa
     return probs
 
 
-@pytest.mark.parametrize("mode", ["sentence", "stream"])
-def test_vectorised_probabilities_equal_the_brute_force_loop(mode, train, heldout, test_sents):
+@pytest.mark.parametrize("mode,target_diversity", [("sentence", True), ("stream", True), ("sentence", False)])
+def test_vectorised_probabilities_equal_the_brute_force_loop(mode, target_diversity, train, heldout, test_sents):
     def shape(sents):
         return sents if mode == "sentence" else [w for s in sents for w in [*s, "<eos>"]]
 
-    lm = SparseNonNegativeLM(order=3, skips=TEMPLATES, max_count=16, steps=15, lr=0.5)
+    lm = SparseNonNegativeLM(order=3, skips=TEMPLATES, max_count=16, steps=15, lr=0.5,
+                             target_diversity=target_diversity)
     lm.fit(shape(train), shape(heldout))
     assert any(np.abs(th).max() > 1e-3 for th in lm.theta.values())  # a non-trivial adjustment is compared
     expected = brute_force_probabilities(lm, shape(train), shape(test_sents))
@@ -167,3 +171,19 @@ def test_bad_input_is_refused(train):
     with pytest.raises(ValueError, match="sentence mode"):
         lm.score([w for s in train for w in s])
     assert parse_template("skip:2:3-5:1").name == "skip:2:3-5:1" and parse_template("ngram:4").span == 4
+
+
+def test_command_line(tmp_path, capsys, train, heldout, test_sents):
+    from recurrentkit.baselines import ngram_main
+
+    for split, sents in (("train", train), ("valid", heldout), ("test", test_sents)):
+        (tmp_path / f"ptb.{split}.txt").write_text("".join(" ".join(s) + "\n" for s in sents))
+    assert ngram_main(["--data", str(tmp_path), "--model", "snm", "--order", "3", "--steps", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "SNM, n-grams to order 3 + 9 skip-gram templates" in out and "validation split" in out
+    ppl = float(out.split("perplexity ")[1].split()[0])
+    lm = SparseNonNegativeLM(order=3, steps=5).fit(train, heldout)
+    assert ppl == pytest.approx(lm.perplexity(test_sents), abs=1e-3)
+    assert ngram_main(["--data", str(tmp_path), "--model", "snm", "--order", "2", "--skips", "none",
+                       "--heldout", "tail", "--mode", "stream", "--steps", "2"]) == 0
+    assert "+ 0 skip-gram templates (stream mode)" in capsys.readouterr().out

@@ -123,6 +123,8 @@ class SparseNonNegativeLM(TokenModel):
         steps, lr: full-batch AdaGrad steps and learning rate for the metaparameters.
         heldout_fraction: when ``fit`` gets no held-out data, this last fraction of the training text is held out to
             fit the adjustment, then the counts are taken again over all of the training text.
+        target_diversity: use the word-diversity metafeature e (``N1+(. w)``, Kneser-Ney's continuation count).
+        l2: L2 penalty ``l2 * sum theta^2`` on the metaparameters (all but the bias and the uniform floor's weight).
 
     After ``fit``: ``templates``, ``vocab_size``, ``features_`` (feature types per template), ``links_`` ((feature,
     word) pairs per template), ``heldout_loss_`` (per-step mean held-out loss, nats), ``fit_seconds``.
@@ -141,6 +143,8 @@ class SparseNonNegativeLM(TokenModel):
         steps: int = 120,
         lr: float = 0.3,
         heldout_fraction: float = 0.1,
+        target_diversity: bool = True,
+        l2: float = 0.0,
     ) -> None:
         if not _is_int(order) or order < 1:
             raise ValueError(f"order must be an int >= 1, got {order!r}")
@@ -159,21 +163,27 @@ class SparseNonNegativeLM(TokenModel):
             raise ValueError(f"max_count must be >= 1, got {max_count}")
         if not 0.0 < heldout_fraction < 1.0:
             raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
+        if l2 < 0:
+            raise ValueError(f"l2 must be >= 0, got {l2}")
+        self.l2 = float(l2)
         if steps < 0 or lr <= 0:
             raise ValueError(f"need steps >= 0 and lr > 0, got steps={steps}, lr={lr}")
         self.resolution, self.max_count = int(resolution), int(max_count)
         self.n_buckets = int(math.floor(self.resolution * math.log2(self.max_count))) + 1
         self.steps, self.lr, self.heldout_fraction = int(steps), float(lr), float(heldout_fraction)
-        # metaparameters: one array per subset of the cell axes (t, c, d, b): bias, elementary, pairwise conjunctions
-        self._subsets = ((),) + tuple((i,) for i in range(4)) + tuple((i, j) for i in range(4) for j in range(i + 1, 4))
+        self.target_diversity = bool(target_diversity)
+        # metaparameters: one array per subset of the cell axes (t, c, d, b, e): bias, elementary, pairwise
+        axes = [i for i, n in enumerate(self._shape) if n > 1]
+        self._subsets = ((),) + tuple((i,) for i in axes) + tuple((i, j) for i in axes for j in axes if i < j)
         self.theta: dict[tuple[int, ...], np.ndarray] | None = None
         self.theta_uniform = 0.0
 
     # ------------------------------------------------------------------ metafeatures
     @property
-    def _shape(self) -> tuple[int, int, int, int]:
+    def _shape(self) -> tuple[int, int, int, int, int]:
+        """Cells ``(template, bucket C(f,*), bucket diversity(f), bucket C(f,w), bucket diversity(w))``."""
         nb = self.n_buckets
-        return (len(self.templates), nb, nb, nb)
+        return (len(self.templates), nb, nb, nb, nb if self.target_diversity else 1)
 
     def bucket(self, x: np.ndarray) -> np.ndarray:
         """Count bucket ``min(floor(resolution * log2 x), n_buckets - 1)`` of counts ``x >= 1``."""
@@ -186,14 +196,25 @@ class SparseNonNegativeLM(TokenModel):
         self.theta_uniform = 0.0
 
     def adjustment_table(self) -> np.ndarray:
-        """``A`` over the cells ``[template, bucket C(f,*), bucket diversity(f), bucket C(f,w)]`` (log scale)."""
+        """The dense table of ``A`` over all cells (see ``_shape``); for inspection and tests of small models."""
         if self.theta is None:
             self._init_theta()
         shape = self._shape
         phi = np.zeros(shape)
         for s, th in self.theta.items():
-            phi += th.reshape(tuple(shape[i] if i in s else 1 for i in range(4)))
+            phi += th.reshape(tuple(shape[i] if i in s else 1 for i in range(len(shape))))
         return phi
+
+    def _cell_index(self, q: np.ndarray) -> dict[tuple[int, ...], np.ndarray]:
+        """For flat cell codes ``q``: the index into each metaparameter array ``theta[s]``."""
+        coords = np.unravel_index(q, self._shape)
+        return {s: (np.ravel_multi_index(tuple(coords[a] for a in s), th.shape) if s else np.zeros(q.size, np.int64))
+                for s, th in self.theta.items()}
+
+    def _adjust(self, index: dict[tuple[int, ...], np.ndarray]) -> np.ndarray:
+        """``exp(A)`` at the cells whose indices ``_cell_index`` gave."""
+        phi = sum(self.theta[s].reshape(-1)[i] for s, i in index.items())
+        return np.exp(phi)
 
     # ------------------------------------------------------------------ features
     def _levels(self, seq: np.ndarray, seg: np.ndarray, fitting: bool) -> list[np.ndarray]:
@@ -244,11 +265,16 @@ class SparseNonNegativeLM(TokenModel):
             key_all.append(key[ok])
         idx, key = np.concatenate(idx_all), np.concatenate(key_all)
         if len(idx_all) > 1 and idx.size:  # tied skips: one firing per (position, feature)
-            order = np.lexsort((key, idx))
-            idx, key = idx[order], key[order]
-            keep = np.ones(idx.size, dtype=bool)
-            keep[1:] = (idx[1:] != idx[:-1]) | (key[1:] != key[:-1])
-            idx, key = idx[keep], key[keep]
+            span = int(key.max()) + 1
+            if targets.size * span < 2**62:
+                both = np.unique(idx * span + key)
+                idx, key = both // span, both % span
+            else:
+                order = np.lexsort((key, idx))
+                idx, key = idx[order], key[order]
+                keep = np.ones(idx.size, dtype=bool)
+                keep[1:] = (idx[1:] != idx[:-1]) | (key[1:] != key[:-1])
+                idx, key = idx[keep], key[keep]
         return idx, key
 
     @staticmethod
@@ -262,6 +288,12 @@ class SparseNonNegativeLM(TokenModel):
         seg, targets = self._segments(seq, self.bos_id)
         levels = self._levels(seq, seg, fitting=True)
         B = self._B
+        nb, ne = self.n_buckets, self._shape[4]
+        # diversity of each word: the number of distinct words seen right before it (Kneser-Ney's N1+(. w))
+        bigrams = np.unique(seq[targets - 1] * B + seq[targets])
+        self._word_div = np.bincount(bigrams % B, minlength=B)
+        word_e = self.bucket(self._word_div) if ne > 1 else np.zeros(B, dtype=np.int64)
+        self._word_e = word_e
         feat_keys, pair_keys, pair_counts = [], [], []
         cstar, div, cell, trip_f, trip_b, trip_r = [], [], [], [], [], []
         offset = 0
@@ -280,26 +312,25 @@ class SparseNonNegativeLM(TokenModel):
             f_of_pair = np.cumsum(new) - 1
             cs = np.add.reduceat(pc, starts) if pc.size else np.empty(0, np.int64)
             dv = np.diff(np.append(starts, pk.size))
-            # normaliser rows: sum of C(f, w) per (feature, link-count bucket)
-            tk, _, inv, _ = _group(f_of_pair * self.n_buckets + self.bucket(pc))
+            # normaliser rows: sum of C(f, w) per (feature, link-count bucket, word-diversity bucket)
+            tk, _, inv, _ = _group(f_of_pair * (nb * ne) + self.bucket(pc) * ne + word_e[pk % B])
             sums = np.bincount(inv, weights=pc, minlength=tk.size)
-            tf = tk // self.n_buckets
+            tf = tk // (nb * ne)
             feat_keys.append(fk)
             pair_keys.append(pk)
             pair_counts.append(pc.astype(np.float64))
             cstar.append(cs.astype(np.float64))
             div.append(dv)
-            nb = self.n_buckets
-            cell.append(((j * nb + self.bucket(cs)) * nb + self.bucket(dv)) * nb)
+            cell.append((((j * nb + self.bucket(cs)) * nb + self.bucket(dv)) * nb) * ne)
             trip_f.append(tf + offset)
-            trip_b.append(tk % self.n_buckets)
+            trip_b.append(tk % (nb * ne))
             trip_r.append(sums / cs[tf])
             offset += fk.size
         self._feat_keys, self._pair_keys, self._pair_counts = feat_keys, pair_keys, pair_counts
         self._feat_offset = np.cumsum([0] + [k.size for k in feat_keys])
         self._cstar = np.concatenate(cstar)
         self._div = np.concatenate(div)
-        self._cell = np.concatenate(cell)  # flat index of cell (t, c, d, b=0) per global feature
+        self._cell = np.concatenate(cell)  # flat index of cell (t, c, d, b=0, e=0) per global feature
         self._trip_f = np.concatenate(trip_f)
         self._trip_q = self._cell[self._trip_f] + np.concatenate(trip_b)
         self._trip_r = np.concatenate(trip_r)
@@ -330,7 +361,7 @@ class SparseNonNegativeLM(TokenModel):
             seen = p >= 0
             c = self._pair_counts[j][p[seen]]
             link_pos.append(idx[seen])
-            link_q.append(self._cell[g[seen]] + self.bucket(c))
+            link_q.append(self._cell[g[seen]] + self.bucket(c) * self._shape[4] + self._word_e[seq[targets[idx[seen]]]])
             link_r.append(c / self._cstar[g[seen]])
         cat = np.concatenate
         return targets.size, cat(act_pos), cat(act_f), cat(link_pos), cat(link_q), cat(link_r)
@@ -346,30 +377,34 @@ class SparseNonNegativeLM(TokenModel):
         loc_f = np.repeat(np.arange(feats.size), lens)
         loc_q, loc_r = self._trip_q[rows], self._trip_r[rows]
         V = self.vocab_size
-        shape = self._shape
-        Q = int(np.prod(shape))
         self._init_theta()
+        # the adjustment is needed only at the cells these rows and links use
+        cells, inv = np.unique(np.concatenate([loc_q, link_q]), return_inverse=True)
+        loc_u, link_u = inv[: loc_q.size], inv[loc_q.size :]
+        index = self._cell_index(cells)
         accum = {s: np.zeros_like(th) for s, th in self.theta.items()}
         accum_u = 0.0
         self.heldout_loss_ = []
         for step in range(self.steps + 1):
-            E = np.exp(self.adjustment_table().reshape(-1))
+            E = self._adjust(index)
             eu = math.exp(self.theta_uniform)
-            z = np.bincount(loc_f, weights=E[loc_q] * loc_r, minlength=feats.size)
+            rw = E[loc_u] * loc_r
+            z = np.bincount(loc_f, weights=rw, minlength=feats.size)
             den = eu + np.bincount(act_pos, weights=z[act_fl], minlength=n)
-            lw = E[link_q] * link_r
+            lw = E[link_u] * link_r
             num = eu / V + np.bincount(link_pos, weights=lw, minlength=n)
             self.heldout_loss_.append(float(np.mean(np.log(den) - np.log(num))))
             if step == self.steps:
                 break
             inv_den, inv_num = 1.0 / (den * n), 1.0 / (num * n)
             wf = np.bincount(act_fl, weights=inv_den[act_pos], minlength=feats.size)
-            g = np.bincount(loc_q, weights=wf[loc_f] * E[loc_q] * loc_r, minlength=Q)
-            g -= np.bincount(link_q, weights=lw * inv_num[link_pos], minlength=Q)
-            g = g.reshape(shape)
+            g = np.bincount(loc_u, weights=wf[loc_f] * rw, minlength=cells.size)
+            g -= np.bincount(link_u, weights=lw * inv_num[link_pos], minlength=cells.size)
             g_u = eu * (inv_den.sum() - inv_num.sum() / V)
             for s, th in self.theta.items():
-                gs = g.sum(axis=tuple(i for i in range(4) if i not in s))
+                gs = np.bincount(index[s], weights=g, minlength=th.size).reshape(th.shape)
+                if s:
+                    gs += 2.0 * self.l2 * th
                 accum[s] += gs * gs
                 th -= self.lr * gs / (np.sqrt(accum[s]) + 1e-8)
             accum_u += g_u * g_u
@@ -377,8 +412,8 @@ class SparseNonNegativeLM(TokenModel):
 
     def _finalise(self) -> None:
         """Per-feature normalisers ``sum_w M_fw`` under the fitted adjustment."""
-        self._E = np.exp(self.adjustment_table().reshape(-1))
-        self._z = np.bincount(self._trip_f, weights=self._E[self._trip_q] * self._trip_r,
+        cells, inv = np.unique(self._trip_q, return_inverse=True)
+        self._z = np.bincount(self._trip_f, weights=self._adjust(self._cell_index(cells))[inv] * self._trip_r,
                               minlength=self._cstar.size)
 
     # ------------------------------------------------------------------ estimation
@@ -421,7 +456,8 @@ class SparseNonNegativeLM(TokenModel):
         n, act_pos, act_f, link_pos, link_q, link_r = self._activate(seq)
         eu = math.exp(self.theta_uniform)
         den = eu + np.bincount(act_pos, weights=self._z[act_f], minlength=n)
-        num = eu / self.vocab_size + np.bincount(link_pos, weights=self._E[link_q] * link_r, minlength=n)
+        lw = self._adjust(self._cell_index(link_q)) * link_r
+        num = eu / self.vocab_size + np.bincount(link_pos, weights=lw, minlength=n)
         return np.log(num) - np.log(den)
 
     def score(self, data: object) -> np.ndarray:
@@ -461,7 +497,8 @@ class SparseNonNegativeLM(TokenModel):
                 lo, hi = np.searchsorted(self._pair_keys[j], [k * B, (k + 1) * B])
                 c = self._pair_counts[j][lo:hi]
                 words = self._pair_keys[j][lo:hi] - k * B
-                p[words] += self._E[self._cell[g] + self.bucket(c)] * c / self._cstar[g]
+                q = self._cell[g] + self.bucket(c) * self._shape[4] + self._word_e[words]
+                p[words] += self._adjust(self._cell_index(q)) * c / self._cstar[g]
                 den += self._z[g]
         p /= den
         p[self.bos_id] = 0.0
