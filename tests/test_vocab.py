@@ -73,6 +73,15 @@ def test_from_counts_equals_build_and_pickles():
     assert w == v and w.encode(["b", "??"]) == v.encode(["b", "??"])
 
 
+def test_from_counts_other_unk_token_and_folded_counts():
+    counts = {"the": 5, "cat": 3, "sat": 1, "on": 1, "<UNK>": 2}
+    v = Vocab.from_counts(counts, min_freq=2, specials=("</S>", "<UNK>"), unk_token="<UNK>", fold_pruned=True)
+    assert v.tokens == ["</S>", "<UNK>", "the", "cat"] and v.unk_token == "<UNK>"
+    assert v.counts == [0, 2 + 1 + 1, 5, 3]  # <UNK> counts itself and the two pruned words
+    assert v.encode(["sat", "dog"]) == [v.unk_id, v.unk_id]
+    assert Vocab.from_counts(counts, min_freq=2, specials=("<UNK>",), unk_token="<UNK>").counts[0] == 2  # not folded
+
+
 def test_state_dict_and_save_load(tmp_path):
     v = Vocab.build(LINES, min_freq=1, specials=("<unk>", "<pad>"))
     state = json.loads(json.dumps(v.state_dict()))

@@ -239,16 +239,8 @@ class OneBillionWordDataModule(TokenStreamDataModule):
         counts[EOS] += lines
         if self.add_bos:
             counts[BOS] += lines
-        rest = sorted(((w, c) for w, c in counts.items() if c >= self.min_count and w not in SPECIALS),
-                      key=lambda wc: (-wc[1], wc[0]))
-        if self.max_vocab_size is not None:
-            rest = rest[: self.max_vocab_size - len(SPECIALS)]
-        kept = {w for w, _ in rest}
-        unk_count = sum(c for w, c in counts.items() if w not in kept and w not in SPECIALS)
-        special_counts = {BOS: counts.get(BOS, 0), EOS: counts.get(EOS, 0), UNK: counts.get(UNK, 0) + unk_count}
-        tokens = list(SPECIALS) + [w for w, _ in rest]
-        freq = [special_counts[s] for s in SPECIALS] + [c for _, c in rest]
-        return Vocab(tokens, freq, unk_token=UNK)
+        return Vocab.from_counts(counts, min_freq=self.min_count, max_size=self.max_vocab_size, specials=SPECIALS,
+                                 unk_token=UNK, fold_pruned=True)
 
     def _encode(self, shards: Sequence[Path], vocab: Vocab, out: Path) -> int:
         """Append the ids of ``shards`` (one shard in memory at a time) to the ``uint32`` file ``out``."""

@@ -85,8 +85,15 @@ class Vocab:
         min_freq: int = 1,
         max_size: int | None = None,
         specials: Sequence[str] = ("<unk>",),
+        unk_token: str = "<unk>",
+        fold_pruned: bool = False,
     ) -> Vocab:
-        """Like :meth:`build`, from precomputed token frequencies (e.g. Arrow ``value_counts``)."""
+        """Like :meth:`build`, from precomputed token frequencies (e.g. Arrow ``value_counts``).
+
+        ``unk_token`` (when among ``specials``) is the token unknown words map to (LM1B's is ``"<UNK>"``);
+        ``fold_pruned=True`` adds the counts of the tokens pruned by ``min_freq``/``max_size`` to its count, which is
+        then how often it occurs in the encoded training stream.
+        """
         if int(min_freq) < 1:
             raise ValueError(f"min_freq must be >= 1, got {min_freq}")
         specials = list(specials)
@@ -101,7 +108,10 @@ class Vocab:
             rest = rest[: int(max_size) - len(specials)]
         tokens = specials + [t for t, _ in rest]
         freq = [int(counts.get(t, 0)) for t in specials] + [c for _, c in rest]
-        unk = "<unk>" if "<unk>" in special_set else None
+        unk = unk_token if unk_token in special_set else None
+        if fold_pruned and unk is not None:
+            kept = set(tokens)
+            freq[specials.index(unk)] += sum(int(c) for t, c in counts.items() if t not in kept)
         return cls(tokens, freq, unk_token=unk)
 
     # -- lookup -----------------------------------------------------------------------------------------------
