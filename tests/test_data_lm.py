@@ -341,3 +341,5 @@ def test_pre_spaced_character_file_decodes_to_text(tmp_path):
     assert set(dm.vocab.tokens) == set("willexpandthenewrulenow") | {"_", "<eos>", "<unk>"}
     assert dm.decode(dm.token_stream("train")) == text
     assert dm.tokenizer.config()["space"] == "_"  # saved with the checkpoint's data-module state
+    assert dm.char_level  # one token per symbol: the task reports bits per character
+    assert not tiny_dm(tmp_path).char_level and tiny_dm(tmp_path, tokenizer="char").char_level

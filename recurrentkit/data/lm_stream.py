@@ -30,7 +30,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from .tokenizers import CharTokenizer, Tokenizer
+from .tokenizers import Tokenizer
 from .vocab import Vocab
 
 __all__ = ["TokenStreamDataModule", "BPTTBatches", "batchify", "bptt_window_lengths", "SPLITS", "SPLIT_ALIASES"]
@@ -276,8 +276,9 @@ class TokenStreamDataModule(L.LightningDataModule):
 
     @property
     def char_level(self) -> bool:
-        """True for the character tokenizer (the task then reports bits per character)."""
-        return isinstance(self._tokenizer, CharTokenizer)
+        """True when a token is a character (the char tokenizer, or pre-spaced characters read by the word
+        tokenizer with ``join=""``); the CLI links it into the task, which then reports bits per character."""
+        return self.tokenizer.char_level
 
     def token_stream(self, split: str = "train") -> Tensor:
         """The whole 1-D id stream of a split (before batching and sharding)."""

@@ -47,6 +47,11 @@ class Tokenizer:
     def is_trained(self) -> bool:
         return True
 
+    @property
+    def char_level(self) -> bool:
+        """Whether a token is one character (a language model then also reports bits per character)."""
+        return False
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Tokenizer) and self.config() == other.config()
 
@@ -65,6 +70,10 @@ class CharTokenizer(Tokenizer):
 
     def tokenize(self, text: str) -> list[str]:
         return list(text)
+
+    @property
+    def char_level(self) -> bool:
+        return True
 
     def detokenize(self, tokens: list[str]) -> str:
         return "".join(tokens)
@@ -119,6 +128,11 @@ class WordTokenizer(Tokenizer):
             if self.eos is not None:
                 tokens.append(self.eos)
         return tokens
+
+    @property
+    def char_level(self) -> bool:
+        """True for pre-spaced characters (``join=""``): each token is one symbol of the text."""
+        return self.join == ""
 
     def detokenize(self, tokens: list[str]) -> str:
         """Lines of tokens joined by ``join`` (``space`` tokens read as ``" "``), each ``eos`` ending a line."""
