@@ -2,7 +2,7 @@
 
 >>> import recurrentkit as rk
 >>> rk.list_cells()  # doctest: +ELLIPSIS
-['elman', 'esn', 'gru', 'jordan', 'leaky', 'lstm', 'simplified_gru'...]
+['elman', 'esn', 'gru', 'jordan', 'leaky', 'lstm', 'min_gru', 'min_lstm', 'simplified_gru'...]
 """
 
 from .cells import (
