@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-LINKED_SIZES = ("vocab_size", "num_classes", "input_size", "output_size", "char_level", "pad_id")
+LINKED_SIZES = ("vocab_size", "num_classes", "input_size", "output_size", "char_level", "pad_id", "char_vocab_size",
+                "label_names")
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
@@ -80,13 +81,18 @@ def _make_cli_class():
             for name in self.links:
                 parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
             parser.add_argument("--predictions_file", type=str | None, default=None,
-                                help="predict: where to write the TSV of predictions (default: next to "
-                                     "data.predict_file, as <name>.predictions.tsv)")
+                                help="predict: where to write the predictions (default: next to "
+                                     "data.predict_file, as <name>.predictions.tsv, or .predictions.conllu for "
+                                     "a tagger reading CoNLL-U)")
 
         def predict(self, model, datamodule=None, **kwargs) -> None:
             predictions = self.trainer.predict(model, datamodule=datamodule, **kwargs)
-            write_prediction_table(predictions, model, datamodule,
-                                   self.config[self.subcommand].get("predictions_file"))
+            path = self.config[self.subcommand].get("predictions_file")
+            writer = getattr(datamodule, "write_predictions", None)
+            if callable(writer):  # a data module that knows its input format writes the predictions back in it
+                print(f"predictions written to {writer(predictions, path)}")
+                return
+            write_prediction_table(predictions, model, datamodule, path)
 
         def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
             from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
