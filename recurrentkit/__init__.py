@@ -37,6 +37,10 @@ _LAZY_EXPORTS = {
     "Vocab": "recurrentkit.data.vocab",
     "KneserNeyLM": "recurrentkit.baselines.ngram",
     "RidgeReadout": "recurrentkit.nn.readout",
+    "SequenceTaggingTask": "recurrentkit.tasks.tagging",
+    "RecurrentTagger": "recurrentkit.models.tagger",
+    "TaggingDataModule": "recurrentkit.data.tagging",
+    "LinearChainCRF": "recurrentkit.nn.crf",
 }
 
 

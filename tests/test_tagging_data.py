@@ -114,6 +114,8 @@ def test_argument_errors():
     with pytest.raises(ValueError, match="give a preset"):
         TaggingDataModule()
     with pytest.raises(ValueError, match="unknown preset"):
+        TaggingDataModule(preset="nope")
+    with pytest.raises(ValueError, match="preset 'ptb' is a language-modelling data set"):
         TaggingDataModule(preset="ptb")
     with pytest.raises(ValueError, match="unknown format"):
         TaggingDataModule(train_file="x", format="xml")

@@ -6,6 +6,7 @@ from .lm import BPTTBatches, LanguageModelingDataModule, batchify, bptt_window_l
 from .lm1b import OneBillionWordDataModule
 from .lm_stream import TokenStreamDataModule
 from .presets import PRESETS, default_data_dir, get_preset, list_presets, resolve_preset
+from .tagging import TaggingDataModule
 from .timeseries import (
     NARMA10_COEFFICIENTS,
     CSVSeriesDataModule,
@@ -52,4 +53,5 @@ __all__ = [
     "list_presets",
     "load_vocab_and_tokenizer",
     "resolve_preset",
+    "TaggingDataModule",
 ]

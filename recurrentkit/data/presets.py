@@ -27,6 +27,11 @@ Classification presets:
 - ``sst2``: GLUE SST-2 ``sst2/glue/{train,dev}.tsv`` (GLUE's test file has no labels, so there is no test split).
 - ``sst2-sentence``: sentence-level binary SST ``sst2/sentence_binary/stsa.binary.{train,dev,test}``.
 
+Tagging presets:
+
+- ``ud-ewt``: UD English-EWT ``ud-ewt/en_ewt-ud-{train,dev,test}.conllu`` (read by
+  :class:`~recurrentkit.data.tagging.TaggingDataModule`).
+
 Tiny Shakespeare is one file. It is cut by characters into 90% train, 5% validation, 5% test at ``int(0.9 * n)``
 and ``int(0.95 * n)``: 1,003,854 / 55,770 / 55,770 characters, the cut points of TFDS's ``tiny_shakespeare`` builder.
 nanoGPT uses 90/10 with no test split; we keep a test split.
@@ -47,9 +52,10 @@ __all__ = ["Preset", "PRESETS", "KINDS", "BUNDLED_CORPUS", "default_data_dir", "
 
 BUNDLED_CORPUS = Path(__file__).resolve().parent / "corpora" / "tinyshakespeare.txt"
 TINYSHAKESPEARE_FRACTIONS = (0.9, 0.05, 0.05)
-KINDS = ("lm", "classification")
-_READERS = {"lm": "LanguageModelingDataModule", "classification": "ClassificationDataModule"}
-_KIND_WORDS = {"lm": "language-modelling", "classification": "classification"}
+KINDS = ("lm", "classification", "tagging")
+_READERS = {"lm": "LanguageModelingDataModule", "classification": "ClassificationDataModule",
+            "tagging": "TaggingDataModule"}
+_KIND_WORDS = {"lm": "language-modelling", "classification": "classification", "tagging": "sequence-tagging"}
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class Preset:
 
     Attributes:
         name: the preset's name.
-        kind: ``"lm"`` or ``"classification"``: which data module reads it.
+        kind: ``"lm"``, ``"classification"`` or ``"tagging"``: which data module reads it.
         files: split (``train``/``validation``/``test``) -> path relative to the data directory, or absolute.
         hub_path, hub_name, hub_text_column: the hub dataset used when the local files are missing (LM only).
         split_fractions: cut a train-only corpus by characters into train/validation/test (LM only).
@@ -117,6 +123,13 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
          "test": "sst2/sentence_binary/stsa.binary.test"},
         options={"format": "label-space", **_SST_LABELS},
         description="Sentence-level binary SST (Kim 2014): 6,920 / 872 / 1,821 sentences, test labelled",
+    ),
+    Preset(
+        "ud-ewt", "tagging",
+        {"train": "ud-ewt/en_ewt-ud-train.conllu", "validation": "ud-ewt/en_ewt-ud-dev.conllu",
+         "test": "ud-ewt/en_ewt-ud-test.conllu"},
+        options={"format": "conllu"},
+        description="Universal Dependencies English-EWT, CoNLL-U: 12,544 / 2,001 / 2,077 sentences, 17 UPOS tags",
     ),
 )}
 

@@ -34,24 +34,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .bucketing import BucketBatchSampler
+from .presets import get_preset, resolve_data_dir
 from .vocab import Vocab
 
 FORMATS = ("auto", "conllu", "conll", "json", "jsonl", "parquet", "csv", "text")
 CONLLU_COLUMNS = {"upos": 3, "xpos": 4}
 SPECIALS = ("<pad>", "<unk>")
 IGNORE_INDEX = -100
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # Universal Dependencies English Web Treebank: 12,544 / 2,001 / 2,077 sentences, 17 UPOS tags.
-    "ud-ewt": {"train_file": "ud-ewt/en_ewt-ud-train.conllu", "val_file": "ud-ewt/en_ewt-ud-dev.conllu",
-               "test_file": "ud-ewt/en_ewt-ud-test.conllu", "format": "conllu"},
-}
-
-
-def default_data_dir() -> Path:
-    """``$RK_DATA_DIR``, else ``../shared/data`` relative to the working directory."""
-    return Path(os.environ.get("RK_DATA_DIR") or Path.cwd().parent / "shared" / "data")
-
 
 @dataclass
 class TaggedSplit:
@@ -247,10 +236,10 @@ class TaggingDataModule(L.LightningDataModule):
     """Sequence-tagging data: read, build vocabularies and the tag set on train, pad, bucket by length.
 
     Args:
-        preset: ``"ud-ewt"`` (UD English-EWT train/dev/test under ``data_dir``); fills the file and format
-            arguments left at ``None``.
-        data_dir: where relative paths are looked up after the working directory; default ``$RK_DATA_DIR`` or
-            ``../shared/data``.
+        preset: a tagging preset of :mod:`recurrentkit.data.presets` (``"ud-ewt"``: UD English-EWT train/dev/test);
+            fills the file and format arguments left at ``None``.
+        data_dir: where relative paths are looked up after the working directory; default
+            :func:`~recurrentkit.data.presets.default_data_dir` (``$RK_DATA_DIR``, else ``../shared/data``).
         train_file, val_file, test_file: local files (see the module docstring for formats).
         predict_file: sentences to tag (CoNLL-U, CoNLL columns or plain text; tags in it are ignored).
         dataset, dataset_config: a hub dataset name (or a local dataset folder) for ``datasets.load_dataset``, used
@@ -284,9 +273,11 @@ class TaggingDataModule(L.LightningDataModule):
                  batch_size: int = 32, eval_batch_size: int | None = None, bucketing: bool = True,
                  pool_batches: int = 50, num_workers: int = 0, seed: int = 0) -> None:
         super().__init__()
-        if preset is not None and preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-        defaults = dict(PRESETS[preset]) if preset else {}
+        defaults: dict[str, Any] = {}
+        if preset is not None:
+            spec = get_preset(preset, kind="tagging")
+            defaults = {"train_file": spec.files.get("train"), "val_file": spec.files.get("validation"),
+                        "test_file": spec.files.get("test"), **spec.options}
         self.train_file = train_file if train_file is not None else defaults.get("train_file")
         self.val_file = val_file if val_file is not None else defaults.get("val_file")
         self.test_file = test_file if test_file is not None else defaults.get("test_file")
@@ -302,7 +293,7 @@ class TaggingDataModule(L.LightningDataModule):
         if max_word_length < 1:
             raise ValueError(f"max_word_length must be >= 1, got {max_word_length}")
         self.preset, self.dataset, self.dataset_config = preset, dataset, dataset_config
-        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.data_dir = resolve_data_dir(data_dir or None)
         self.predict_file = predict_file
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
         self.column, self.tag_column = column, tag_column
@@ -323,7 +314,7 @@ class TaggingDataModule(L.LightningDataModule):
     # --- sources --------------------------------------------------------------------------------------------------
     def _resolve(self, path: str) -> str:
         p = Path(path).expanduser()
-        if p.is_absolute() or p.exists():
+        if p.is_absolute() or p.exists() or self.data_dir is None:
             return str(p)
         return str(self.data_dir / p)
 

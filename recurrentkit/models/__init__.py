@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"RNNLanguageModel": ".lm", "RecurrentClassifier": ".classifier"}
+_EXPORTS = {"RNNLanguageModel": ".lm", "RecurrentClassifier": ".classifier", "RecurrentTagger": ".tagger"}
 
 __all__ = sorted(_EXPORTS)
 

@@ -15,6 +15,7 @@ _EXPORTS = {
     "write_predictions": ".classification",
     "ForecastingTask": ".forecasting",
     "ReservoirTask": ".reservoir",
+    "SequenceTaggingTask": ".tagging",
 }
 
 __all__ = sorted(_EXPORTS)
