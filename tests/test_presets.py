@@ -22,9 +22,10 @@ FAKE_DATA = Path(__file__).parent / "fixtures" / "fake_data"
 
 def test_one_registry_with_a_kind_per_preset():
     assert all(isinstance(p, Preset) and p.kind in KINDS and p.name == name for name, p in PRESETS.items())
-    assert set(list_presets("lm")) | set(list_presets("classification")) == set(PRESETS)
+    assert set(list_presets("lm")) | set(list_presets("classification")) | set(list_presets("tagging")) == set(PRESETS)
     assert {"ptb", "tinyshakespeare-bundled"} <= set(list_presets("lm"))
     assert {"sst2", "sst2-sentence"} <= set(list_presets("classification"))
+    assert list_presets("tagging") == ["ud-ewt"]
     with pytest.raises(ValueError, match="kind must be one of"):
         Preset("x", "speech", {"train": "x.txt"})
 
