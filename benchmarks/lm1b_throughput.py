@@ -27,14 +27,13 @@ The H100 figures in the recipes need this script run on an H100 (``--device cuda
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import time
 from pathlib import Path
 
 import torch
-import yaml
 
+from recurrentkit.cli.lightning import instantiate_model, parse_recipe
 from recurrentkit.models.lm import RNNLanguageModel
 
 LM1B_VOCAB = 793_471
@@ -43,17 +42,28 @@ H100_BF16_DENSE_FLOPS = 989e12  # H100 SXM dense BF16 tensor-core peak (NVIDIA d
 H100_HBM_BYTES_PER_S = 3.35e12  # H100 SXM HBM3 bandwidth (NVIDIA datasheet)
 OPTIMIZER_STATE_TENSORS = {"SGD": 0, "Adagrad": 1, "Adam": 2, "AdamW": 2}  # fp32 tensors per parameter
 ROOT = Path(__file__).resolve().parents[1]
-MODEL_ARGS = ("embedding_size", "hidden_size", "num_layers", "cell", "cell_kwargs", "layer_sizes", "dropout",
-              "input_dropout", "hidden_dropout", "embedding_dropout", "weight_drop", "locked_dropout", "tie_weights",
-              "output", "cutoffs", "num_samples", "init_range", "maxent_order", "maxent_buckets")
 
 
-def load_recipe(path: Path) -> tuple[dict, dict, dict]:
-    """``(model kwargs, optimizer spec, trainer section)`` of a LightningCLI recipe."""
-    config = yaml.safe_load(path.read_text())
-    init = dict((config.get("model") or {}).get("init_args") or {})
-    kwargs = {k: v for k, v in init.items() if k in MODEL_ARGS}
-    return kwargs, init.get("optimizer") or {}, config.get("trainer") or {}
+def parse(path: Path):
+    """A recipe parsed by the ``recurrentkit`` command's own parser (nothing instantiated, no data read)."""
+    return parse_recipe(["-c", str(path)])
+
+
+def optimizer_spec(config) -> dict:
+    """``{"class_path": ..., "init_args": ...}`` of the recipe's optimizer (``{}``: the task's default SGD)."""
+    spec = config.model.init_args.get("optimizer")
+    return spec.as_dict() if hasattr(spec, "as_dict") else {}
+
+
+def recipe_task(config, vocab_size: int, device: str | torch.device):
+    """The recipe's ``LanguageModelTask`` (its ``.model`` and ``.optimizer_factory``), built as ``recurrentkit fit``
+    builds it, on ``device``."""
+    with torch.device(device):
+        return instantiate_model(config, vocab_size=vocab_size)
+
+
+def recipe_model(config, vocab_size: int, device: str | torch.device) -> RNNLanguageModel:
+    return recipe_task(config, vocab_size, device).model
 
 
 def build_model(kwargs: dict, vocab_size: int, device: str | torch.device) -> RNNLanguageModel:
@@ -63,13 +73,6 @@ def build_model(kwargs: dict, vocab_size: int, device: str | torch.device) -> RN
 
 def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def build_optimizer(spec: dict, params, override: str | None) -> torch.optim.Optimizer:
-    if override == "sgd" or not spec:
-        return torch.optim.SGD(params, lr=0.1)
-    module, _, name = spec["class_path"].rpartition(".")
-    return getattr(importlib.import_module(module), name)(params, **(spec.get("init_args") or {}))
 
 
 def zipf_stream(n: int, vocab_size: int, device, seed: int = 0) -> torch.Tensor:
@@ -213,8 +216,9 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     recipes = args.recipe or sorted(p for p in (ROOT / "recipes" / "lm1b").glob("*.yaml") if p.stem != "kn5")
     for path in recipes:
-        kwargs, opt_spec, trainer = load_recipe(path)
-        meta = build_model(kwargs, args.vocab_size, "meta")
+        config = parse(path)
+        opt_spec, trainer = optimizer_spec(config), config.trainer
+        meta = recipe_model(config, args.vocab_size, "meta")
         n = count_params(meta)
         del meta
         line = f"{path.stem:28s} params {n:>14,d}"
@@ -222,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
             print(line)
             continue
         if args.flops:
-            per_token = training_flops_per_token(build_model(kwargs, args.vocab_size, "meta"), args.batch_size,
+            per_token = training_flops_per_token(recipe_model(config, args.vocab_size, "meta"), args.batch_size,
                                                  args.bptt)
             epochs = trainer.get("max_epochs") or 1
             compute = per_token * LM1B_TRAIN_TOKENS / H100_BF16_DENSE_FLOPS / 3600
@@ -234,8 +238,12 @@ def main(argv: list[str] | None = None) -> None:
                   f"{epochs} epochs")
             continue
         torch.manual_seed(0)
-        model = build_model(kwargs, args.vocab_size, args.device)
-        opt = build_optimizer(opt_spec, model.parameters(), None if args.optimizer == "recipe" else "sgd")
+        task = recipe_task(config, args.vocab_size, args.device)
+        model = task.model
+        if args.optimizer == "recipe":
+            opt = task.optimizer_factory(model.parameters())
+        else:
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
         tps, sps, loss = throughput(model, opt, trainer.get("gradient_clip_val"), args.batch_size, args.bptt,
                                     args.steps, args.warmup, args.device)
         device = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
@@ -243,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{line}  device {device}  batch {args.batch_size}x{args.bptt}  optimizer "
               f"{type(opt).__name__}  {tps:,.0f} tokens/s  {sps:.3f} s/step  loss {loss:.3f}  "
               f"one epoch (~0.8B tokens) = {LM1B_TRAIN_TOKENS / tps / 3600:,.1f} h")
-        del model, opt
+        del task, model, opt
 
 
 if __name__ == "__main__":

@@ -39,12 +39,12 @@ def _rss_mb() -> float:
 
 def run_one(data: Path, order: int, mode: str) -> dict:
     """Fit and score one configuration in this process; returns the measurements."""
-    from recurrentkit.baselines.ngram import KneserNeyLM, _find_split, read_corpus
+    from recurrentkit.baselines.ngram import KneserNeyLM, find_split, read_corpus
 
     base = _rss_mb()
     t0 = time.perf_counter()
-    train = read_corpus(_find_split(data, "train"), mode)
-    test = read_corpus(_find_split(data, "test"), mode)
+    train = read_corpus(find_split(data, "train"), mode)
+    test = read_corpus(find_split(data, "test"), mode)
     t1, c1 = time.perf_counter(), time.process_time()
     lm = KneserNeyLM(order).fit(train)
     t2, c2 = time.perf_counter(), time.process_time()
@@ -67,9 +67,9 @@ def run_one(data: Path, order: int, mode: str) -> dict:
 
 def counter_reference(data: Path, order: int) -> float:
     """CPU seconds to count all n-grams of orders 1..order with ``collections.Counter`` (sentence mode)."""
-    from recurrentkit.baselines.ngram import _find_split, read_corpus
+    from recurrentkit.baselines.ngram import find_split, read_corpus
 
-    sents = read_corpus(_find_split(data, "train"), "sentence")
+    sents = read_corpus(find_split(data, "train"), "sentence")
     t0 = time.process_time()
     counts = [collections.Counter() for _ in range(order)]
     for s in sents:

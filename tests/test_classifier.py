@@ -7,20 +7,16 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+import yaml
 from lightning.pytorch.loggers import CSVLogger
 
+from recurrentkit.callbacks import TSVPredictionWriter, log_confusion_matrix, write_predictions
+from recurrentkit.cli import build_cli
 from recurrentkit.data.classification import ClassificationDataModule
 from recurrentkit.models.classifier import RecurrentClassifier
 from recurrentkit.nn.embedding import load_word_vectors
 from recurrentkit.nn.pooling import POOLING_MODES
-from recurrentkit.tasks.classification import (
-    ClassificationTask,
-    TSVPredictionWriter,
-    build_from_recipe,
-    load_recipe,
-    log_confusion_matrix,
-    write_predictions,
-)
+from recurrentkit.tasks.classification import ClassificationTask
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cls"
 RECIPES = sorted((Path(__file__).parents[1] / "recipes" / "sst2").glob("*.yaml"))
@@ -85,11 +81,11 @@ def trained(tmp_path_factory):
 
 def test_training_on_tiny_fixture_is_near_perfect(trained, tmp_path):
     dm, task, trainer, _ = trained
-    assert trainer.callback_metrics["val_acc"] >= 0.9
+    assert trainer.callback_metrics["val/acc"] >= 0.9
     dm_train_as_val = ClassificationDataModule(preset="sst2", data_dir=str(FIXTURES),
                                                val_file="sst2/glue/train.tsv", train_file="sst2/glue/train.tsv")
     result = _trainer(tmp_path).validate(task, datamodule=dm_train_as_val, verbose=False)[0]
-    assert result["val_acc"] >= 0.95 and result["val_f1"] >= 0.95
+    assert result["val/acc"] >= 0.95 and result["val/f1"] >= 0.95
 
 
 def test_confusion_matrix_png_without_an_image_logger(trained):
@@ -111,7 +107,7 @@ def test_confusion_matrix_goes_to_an_image_logger(trained, tmp_path):
     assert log_confusion_matrix(torch.tensor([[3, 1], [0, 4]]), task.label_names, logger, 0, 0, tmp_path) is None
     assert not list(tmp_path.glob("*.png"))
     (key, images), = logger.images
-    assert key == "val_confusion_matrix" and images[0].ndim == 3 and images[0].shape[2] == 3
+    assert key == "val/confusion_matrix" and images[0].ndim == 3 and images[0].shape[2] == 3
 
 
 def test_checkpoint_predicts_raw_strings(trained):
@@ -175,16 +171,18 @@ def test_recipe_instantiates_and_runs(recipe, tmp_path):
     header = "\n".join(line for line in recipe.read_text().splitlines() if line.startswith("#"))
     assert recipe.read_text().startswith("#") and f"recurrentkit fit -c recipes/sst2/{recipe.name}" in header
     assert "Should reach" in header
-    config = load_recipe(recipe, [f"data.init_args.data_dir={FIXTURES}"])
-    data, task, trainer_kwargs = build_from_recipe(config)
+    config = yaml.safe_load(recipe.read_text())
+    cli = build_cli(["-c", str(recipe), f"--data.init_args.data_dir={FIXTURES}", "--trainer.fast_dev_run=true",
+                     f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
+                     "--trainer.enable_progress_bar=false"], run=False)
+    data, task = cli.datamodule, cli.model
     assert isinstance(data, ClassificationDataModule) and isinstance(task, ClassificationTask)
     assert task.hparams.vocab_size == data.vocab_size and task.hparams.num_classes == data.num_classes
     assert task.hparams.cell == config["model"]["init_args"]["cell"]
     optimizer = task.configure_optimizers()
     assert optimizer.defaults["lr"] == config["model"]["init_args"]["optimizer"]["init_args"]["lr"]
-    trainer_kwargs.update(fast_dev_run=True, default_root_dir=str(tmp_path), logger=False,
-                          enable_progress_bar=False, enable_model_summary=False)
-    L.Trainer(**trainer_kwargs).fit(task, datamodule=data)
+    cli.trainer.fit(task, datamodule=data)
+    assert "train/loss" in cli.trainer.callback_metrics
 
 
 def test_embedding_init_std_and_bad_sizes():

@@ -2,10 +2,12 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from recurrentkit import cli
+from recurrentkit.cli import lightning
 
 
 def test_version_lists_the_cells(capsys):
@@ -35,7 +37,7 @@ def test_console_script_module_entry_point():
 def test_peek_reads_config_files_and_overrides(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("model:\n  class_path: a.B\n  init_args: {}\ndata:\n  class_path: c.D\n")
-    found = cli._peek_class_paths(["fit", "-c", str(recipe), "--model.class_path=e.F"])
+    found = lightning._peek_class_paths(["fit", "-c", str(recipe), "--model.class_path=e.F"])
     assert found == {"model": "e.F", "data": "c.D"}
 
 
@@ -48,14 +50,12 @@ def test_links_only_names_both_sides_have():
             pass
 
     sys.modules[__name__].Data, sys.modules[__name__].Model = Data, Model
-    assert cli._links_for(f"{__name__}.Model", f"{__name__}.Data") == ["vocab_size"]
-    assert cli._links_for(f"{__name__}.Model", "no.such.Class") == []
+    assert lightning._links_for(f"{__name__}.Model", f"{__name__}.Data") == ["vocab_size"]
+    assert lightning._links_for(f"{__name__}.Model", "no.such.Class") == []
 
 
 def test_fit_then_predict_writes_a_tsv(tmp_path, monkeypatch):
     """`recurrentkit predict -c ... --ckpt_path ... --data.init_args.predict_file new.txt` writes a TSV."""
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[1]
     monkeypatch.setenv("RK_DATA_DIR", str(root / "tests" / "fixtures" / "fake_data"))
     monkeypatch.chdir(tmp_path)
@@ -71,3 +71,29 @@ def test_fit_then_predict_writes_a_tsv(tmp_path, monkeypatch):
     rows = (tmp_path / "new.predictions.tsv").read_text().strip().split("\n")
     assert rows[0].split("\t")[:3] == ["index", "label", "confidence"]
     assert [r.split("\t")[-1] for r in rows[1:]] == texts.read_text().strip().split("\n")
+
+
+def test_threads_option_sets_torch_threads(tmp_path, monkeypatch):
+    import torch
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
+    before = torch.get_num_threads()
+    try:
+        cli.build_cli(["-c", str(root / "recipes" / "reservoir" / "sine-transform.yaml"), "--threads", "2"],
+                      run=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_parse_recipe_then_instantiate_model_without_data():
+    """Programs (benchmarks) build a recipe's task through the command's own parser, giving the linked sizes."""
+    root = Path(__file__).resolve().parents[1]
+    config = lightning.parse_recipe(["-c", str(root / "recipes" / "debug" / "tiny-lm.yaml"),
+                                     "--model.init_args.cell=gru"])
+    assert config.model.init_args.hidden_size == 32
+    task = lightning.instantiate_model(config, vocab_size=11)
+    assert task.model.vocab_size == 11 and task.model.cell_name == "gru"
+    optimizer = task.configure_optimizers()
+    assert type(optimizer).__name__ == "Adam" and optimizer.defaults["lr"] == 0.01

@@ -9,9 +9,10 @@ import pytest
 import torch
 import yaml
 
+from recurrentkit.cli import build_cli
 from recurrentkit.data.timeseries import MackeyGlassDataModule, SineTransformDataModule
 from recurrentkit.tasks.forecasting import ForecastingTask, closed_loop, forecast_metrics, scored
-from recurrentkit.tasks.reservoir import ReservoirTask, instantiate
+from recurrentkit.tasks.reservoir import ReservoirTask
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes" / "reservoir").glob("*.yaml"))
 
@@ -73,7 +74,7 @@ def test_tiny_esn_learns_sine_to_cosine():
     data = SineTransformDataModule(n_timesteps=1200, period=40, target="cosine", test_size=0.25)
     trainer = _trainer()
     trainer.fit(model, datamodule=data)
-    assert model.head.num_samples == 900 - 50
+    assert model.model.head.num_samples == 900 - 50
     assert float(trainer.callback_metrics["val/rmse"]) < 1e-2
     assert float(trainer.callback_metrics["val/r2"]) > 0.999
 
@@ -95,7 +96,8 @@ def test_esn_closed_loop_generation_tracks_mackey_glass():
 
 def test_sgd_forecasting_task_reduces_the_loss():
     torch.manual_seed(0)
-    model = ForecastingTask(cell="leaky", hidden_size=16, lr=1e-2, cell_kwargs={"alpha": 0.5})
+    model = ForecastingTask(cell="leaky", hidden_size=16, cell_kwargs={"alpha": 0.5},
+                            optimizer=lambda p: torch.optim.Adam(p, lr=1e-2))
     data = SineTransformDataModule(n_timesteps=600, period=30, target="cosine", test_size=0.2, window=60,
                                    batch_size=8)
     batch = next(iter(data.train_dataloader()))
@@ -106,12 +108,13 @@ def test_sgd_forecasting_task_reduces_the_loss():
 
 
 def test_sgd_readout_option_trains_the_readout():
-    model = ReservoirTask(hidden_size=30, readout_training="sgd", lr=0.05, seed=0)
+    model = ReservoirTask(hidden_size=30, readout_training="sgd", seed=0,
+                          optimizer=lambda p: torch.optim.Adam(p, lr=0.05))
     data = SineTransformDataModule(n_timesteps=400, period=40, target="cosine", test_size=0.25, window=50,
                                    batch_size=6)
-    start = model.head.weight.detach().clone()
+    start = model.model.head.weight.detach().clone()
     _trainer(max_epochs=3).fit(model, datamodule=data)
-    assert not torch.equal(model.head.weight.detach(), start)
+    assert not torch.equal(model.model.head.weight.detach(), start)
     assert all(not p.requires_grad or "head" in n for n, p in model.named_parameters())
 
 
@@ -119,9 +122,13 @@ def test_sgd_readout_option_trains_the_readout():
 def test_recipes_instantiate(recipe):
     config = yaml.safe_load(recipe.read_text())
     assert recipe.read_text().startswith("#"), "a recipe opens with its command and target"
-    model, data = instantiate(config["model"]), instantiate(config["data"])
+    cli = build_cli(["-c", str(recipe), "--trainer.logger=false"], run=False)
+    model, data = cli.model, cli.datamodule
     assert isinstance(model, L.LightningModule) and isinstance(data, L.LightningDataModule)
     assert data.input_size == model.hparams.input_size
+    for name, value in config["model"]["init_args"].items():  # flat recipe keys reach the task or its model
+        if not isinstance(value, dict):
+            assert model.hparams[name] == value, name
     assert config["trainer"]["max_epochs"] >= 1
 
 

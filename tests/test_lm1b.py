@@ -164,7 +164,7 @@ def test_kn5_recipe_command_runs_on_fake_data(tmp_path, capsys):
     (the fixture's few hundred words give count-of-counts too irregular for modified-KN discounts)."""
     import random
 
-    from recurrentkit.baselines.ngram import ngram_main
+    from recurrentkit.cli.ngram import ngram_main
 
     config = yaml.safe_load((ROOT / "recipes" / "lm1b" / "kn5.yaml").read_text())
     args = config["args"]

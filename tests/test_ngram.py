@@ -10,7 +10,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from recurrentkit.baselines import KneserNeyLM, modified_kn_discounts, ngram_main, read_corpus
+from recurrentkit.baselines import KneserNeyLM, modified_kn_discounts, read_corpus
+from recurrentkit.cli.ngram import ngram_main
 
 # ---------------------------------------------------------------------------------------------- corpora
 

@@ -174,7 +174,7 @@ def test_bad_input_is_refused(train):
 
 
 def test_command_line(tmp_path, capsys, train, heldout, test_sents):
-    from recurrentkit.baselines import ngram_main
+    from recurrentkit.cli.ngram import ngram_main
 
     for split, sents in (("train", train), ("valid", heldout), ("test", test_sents)):
         (tmp_path / f"ptb.{split}.txt").write_text("".join(" ".join(s) + "\n" for s in sents))

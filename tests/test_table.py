@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from recurrentkit import cli
-from recurrentkit.table import MARKER, ROWS, SCALES, load_results, markdown_section, row_arguments, run_table
+from recurrentkit.cli.table import MARKER, ROWS, SCALES, load_results, markdown_section, row_arguments, run_table
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -335,7 +335,7 @@ def test_init_embedding_from_vectors_reports_oov(tmp_path):
 
 
 def test_recipe_instantiates_and_runs(shared_data, tmp_path):
-    from recurrentkit.embeddings.word2vec import main
+    from recurrentkit.cli import main
 
     out = tmp_path / "vec.txt"
     main(["fit", "--config", str(RECIPE), "--data.init_args.train_file",

@@ -15,7 +15,18 @@ from .vectors import (
     save_word2vec_format,
     vocab_tokens,
 )
-from .word2vec import Word2VecTask, train_word2vec
+
+_LAZY = {"Word2VecTask": "recurrentkit.tasks.word2vec", "train_word2vec": "recurrentkit.embeddings.word2vec"}
+
+
+def __getattr__(name: str):
+    # Lightning-side names on first use: recurrentkit.tasks.word2vec itself imports this package's vectors module
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AnalogyResult",

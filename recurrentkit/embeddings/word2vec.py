@@ -1,15 +1,5 @@
-"""word2vec (Mikolov et al., 2013): skip-gram and CBOW with negative sampling, as a LightningModule.
-
-Each positive pair (input ``i``, output ``o``) and ``K`` noise words ``n_k ~ P_n`` give the loss
-``-log σ(u_o·v_i) - Σ_k log σ(-u_{n_k}·v_i)``, with ``v`` the input ("syn0", the word vectors) and ``u`` the output
-("syn1neg") embeddings. Skip-gram: ``v_i`` is the context word's vector and ``o`` the centre (word2vec.c's order).
-CBOW: ``v_i`` is the mean of the context vectors and ``o`` the centre; the input gradient goes to every context word
-unscaled, as in word2vec.c and gensim (``cbow_mean=1``).
-
-The update is word2vec's plain SGD, done in closed form on a whole batch (no autograd): with
-``g = α (label - σ(u·v))`` per (input, target) row, ``u += g v`` and ``v += Σ g u``; rows hit several times in a
-batch get the sum (``index_add_``). ``α`` decays linearly from ``alpha`` to ``min_alpha`` over all epochs' tokens.
-"""
+"""``train_word2vec``: word2vec without a config file (the model is :class:`~recurrentkit.tasks.word2vec.Word2VecTask`;
+recipes run it with ``recurrentkit fit -c recipes/word2vec/wikitext2-skipgram.yaml``)."""
 
 from __future__ import annotations
 
@@ -19,145 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
 
+from ..tasks.word2vec import Word2VecTask
 from .vectors import WordVectors
 
-__all__ = ["Word2VecTask", "train_word2vec", "main"]
-
-
-class Word2VecTask(L.LightningModule):
-    """Skip-gram / CBOW with negative sampling, trained by word2vec's SGD update.
-
-    Args:
-        vocab_size: number of words (link ``data.vocab_size``).
-        vector_size: embedding width. mode: ``"sg"`` or ``"cbow"`` (must match the data).
-        alpha, min_alpha: initial and final learning rate of the linear decay.
-        cbow_mean: CBOW input is the mean (True) or the sum (False) of the context vectors.
-        seed: seed of the input-vector initialisation ``U(-0.5/d, 0.5/d)`` (word2vec.c); outputs start at zero.
-        vectors_path: if set, the trained vectors are written there (word2vec text format) when fitting ends.
-        analogy_path: if set, analogy accuracy on this questions file is logged at the end of every epoch.
-        restrict_vocab: vocabulary cut-off for the analogy evaluation.
-        words: the vocabulary in id order; taken from the datamodule when not given.
-        num_threads: if set, ``torch.set_num_threads`` at the start of fitting (the small batched ops of this
-            update run best on one thread when the CPU is busy).
-    """
-
-    def __init__(self, vocab_size: int, vector_size: int = 100, mode: str = "sg", alpha: float = 0.025,
-                 min_alpha: float = 0.0001, cbow_mean: bool = True, seed: int = 1, vectors_path: str | None = None,
-                 analogy_path: str | None = None, restrict_vocab: int = 30000,
-                 words: list[str] | None = None, num_threads: int | None = None) -> None:
-        super().__init__()
-        if mode not in ("sg", "cbow"):
-            raise ValueError(f"mode must be 'sg' or 'cbow', got {mode!r}")
-        if vocab_size < 1 or vector_size < 1:
-            raise ValueError(f"vocab_size and vector_size must be >= 1, got {vocab_size}, {vector_size}")
-        if not 0 <= min_alpha <= alpha:
-            raise ValueError(f"need 0 <= min_alpha <= alpha, got min_alpha={min_alpha}, alpha={alpha}")
-        self.save_hyperparameters(ignore=["words"])
-        self.automatic_optimization = False
-        gen = torch.Generator().manual_seed(seed)
-        w_in = (torch.rand(vocab_size, vector_size, generator=gen) - 0.5) / vector_size
-        self.input_embeddings = nn.Embedding.from_pretrained(w_in, freeze=True)
-        self.output_embeddings = nn.Embedding.from_pretrained(torch.zeros(vocab_size, vector_size), freeze=True)
-        self.words = words
-        self.words_seen = 0.0
-        self.train_seconds = 0.0
-        self._t0: float | None = None
-
-    def configure_optimizers(self):
-        return None  # the SGD update is applied in training_step
-
-    def current_alpha(self, progress: float) -> float:
-        """``alpha - (alpha - min_alpha) * progress`` (word2vec's linear decay)."""
-        a, m = self.hparams.alpha, self.hparams.min_alpha
-        return max(m, a - (a - m) * float(progress))
-
-    @torch.no_grad()
-    def sgd_step(self, centre: Tensor, context: Tensor, negatives: Tensor, alpha: float) -> Tensor:
-        """One word2vec update on a batch; returns the mean negative-sampling loss before the update."""
-        w_in, w_out = self.input_embeddings.weight, self.output_embeddings.weight
-        targets = torch.cat([centre[:, None], negatives], dim=1)  # [B, 1 + K]
-        if self.hparams.mode == "sg":
-            v = F.embedding(context, w_in)  # [B, D]
-        else:
-            mask = context >= 0  # [B, 2W]
-            n_ctx = mask.sum(1)
-            v = torch.bmm(mask[:, None, :].to(w_in.dtype), F.embedding(context.clamp_min(0), w_in)).squeeze(1)
-            if self.hparams.cbow_mean:
-                v = v / n_ctx[:, None].clamp_min(1)
-        u = F.embedding(targets, w_out)  # [B, 1 + K, D]
-        f = torch.bmm(v[:, None, :], u.transpose(1, 2)).squeeze(1)  # [B, 1 + K]: u_t . v
-        valid = negatives != centre[:, None]  # word2vec skips a negative equal to the target
-        loss = -(F.logsigmoid(f[:, 0]) + F.logsigmoid(-f[:, 1:]).masked_fill(~valid, 0.0).sum(1)).mean()
-        g = torch.sigmoid(f).neg_()
-        g[:, 0] += 1.0  # label - sigma(f)
-        g[:, 1:].masked_fill_(~valid, 0.0)
-        g.mul_(alpha)
-        grad_v = torch.bmm(g[:, None, :], u).squeeze(1)  # [B, D] = sum_t g_t u_t
-        w_out.index_add_(0, targets.reshape(-1), (g[:, :, None] * v[:, None, :]).reshape(-1, v.shape[1]))
-        if self.hparams.mode == "sg":
-            w_in.index_add_(0, context, grad_v)
-        else:
-            w_in.index_add_(0, context[mask], grad_v.repeat_interleave(n_ctx, dim=0))
-        return loss
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        if self._t0 is None:
-            self._t0 = time.perf_counter()
-        alpha = self.current_alpha(batch["progress"])
-        loss = self.sgd_step(batch["centre"], batch["context"], batch["negatives"], alpha)
-        self.words_seen += float(batch["words"])
-        if batch_idx % 50 == 0:
-            self.log("train/loss", loss, prog_bar=True)
-            self.log("train/alpha", alpha)
-        return loss
-
-    def on_fit_start(self) -> None:
-        self._saved_threads = torch.get_num_threads()
-        if self.hparams.num_threads:
-            torch.set_num_threads(int(self.hparams.num_threads))
-
-    def on_train_epoch_start(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is not None and hasattr(dm, "set_epoch"):
-            dm.set_epoch(self.current_epoch)
-
-    def on_train_epoch_end(self) -> None:
-        if self._t0 is not None:
-            self.train_seconds += time.perf_counter() - self._t0
-            self._t0 = None
-        self.log("train/words_per_sec", self.words_seen / max(self.train_seconds, 1e-9))
-        if self.hparams.analogy_path:
-            result = self.word_vectors().evaluate_analogies(self.hparams.analogy_path,
-                                                            restrict_vocab=self.hparams.restrict_vocab)
-            self.log_dict({f"analogy/{k}": v for k, v in result.as_dict().items()
-                           if k in ("semantic", "syntactic", "total")})
-
-    def on_fit_end(self) -> None:
-        if getattr(self, "_saved_threads", None):
-            torch.set_num_threads(self._saved_threads)  # restore the caller's setting
-        if self.hparams.vectors_path:
-            os.makedirs(os.path.dirname(os.path.abspath(self.hparams.vectors_path)), exist_ok=True)
-            self.word_vectors().save(self.hparams.vectors_path)
-
-    def _resolve_words(self, words: Sequence[str] | Any | None) -> list[str]:
-        if words is not None:
-            from .vectors import vocab_tokens
-
-            return vocab_tokens(words)
-        if self.words is not None:
-            return list(self.words)
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if dm is not None and hasattr(dm, "words"):
-            return list(dm.words)
-        raise ValueError("the vocabulary is unknown: pass words= (a Vocab or a list) or train with a datamodule")
-
-    def word_vectors(self, words: Sequence[str] | Any | None = None) -> WordVectors:
-        """The trained input vectors as :class:`WordVectors` (``words``: a Vocab or token list in id order)."""
-        return WordVectors(self._resolve_words(words), self.input_embeddings.weight.detach().cpu().clone())
+__all__ = ["Word2VecTask", "train_word2vec"]
 
 
 def train_word2vec(sentences: Sequence[Sequence[str]] | None = None, train_file: str | os.PathLike | None = None,
@@ -188,22 +44,3 @@ def train_word2vec(sentences: Sequence[Sequence[str]] | None = None, train_file:
     stats = {"seconds": seconds, "words": words, "words_per_sec": words / seconds,
              "train_words": float(len(dm.corpus)), "vocab_size": float(dm.vocab_size)}
     return task.word_vectors(), stats
-
-
-def main(args: list[str] | None = None) -> None:
-    """``python -m recurrentkit.embeddings.word2vec fit --config recipes/word2vec/wikitext2-skipgram.yaml``."""
-    from lightning.pytorch.cli import LightningCLI
-
-    from recurrentkit.data.skipgram import Word2VecDataModule
-    from recurrentkit.embeddings.word2vec import Word2VecTask as task_class  # not __main__'s copy
-
-    class _CLI(LightningCLI):
-        def add_arguments_to_parser(self, parser) -> None:
-            parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
-
-    _CLI(task_class, Word2VecDataModule, subclass_mode_model=True, subclass_mode_data=True, args=args,
-         save_config_kwargs={"overwrite": True})
-
-
-if __name__ == "__main__":
-    main()

@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"RNNLanguageModel": ".lm", "RecurrentClassifier": ".classifier", "RecurrentTagger": ".tagger"}
+_EXPORTS = {"RNNLanguageModel": ".lm", "RecurrentClassifier": ".classifier", "RecurrentTagger": ".tagger",
+            "RecurrentRegressor": ".regressor", "EchoStateNetwork": ".esn"}
 
 __all__ = sorted(_EXPORTS)
 

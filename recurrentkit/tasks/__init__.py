@@ -11,11 +11,11 @@ from typing import Any
 _EXPORTS = {
     "LanguageModelTask": ".language_model",
     "ClassificationTask": ".classification",
-    "TSVPredictionWriter": ".classification",
-    "write_predictions": ".classification",
     "ForecastingTask": ".forecasting",
     "ReservoirTask": ".reservoir",
     "SequenceTaggingTask": ".tagging",
+    "Task": ".base",
+    "Word2VecTask": ".word2vec",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torchmetrics import MeanSquaredError, MetricCollection, NormalizedRootMeanSquaredError, R2Score
 
-from ..nn.recurrent import Recurrent
+from ..models.regressor import RecurrentRegressor
+from .base import Task
 
 
 def forecast_metrics(prefix: str = "") -> MetricCollection:
@@ -56,41 +57,48 @@ def closed_loop(model: nn.Module, warmup: Tensor, steps: int, state: Any = None)
     return torch.cat(outputs, dim=1) if outputs else preds[:, :0]
 
 
-class ForecastingTask(L.LightningModule):
-    """Sequence regression with any registered cell, trained by SGD (Adam) on the masked MSE.
+class ForecastingTask(Task):
+    """Sequence regression with any registered cell, trained by gradient descent on the masked MSE.
 
     Batches are ``(x [B, T, I], y [B, T, O], mask [B, T])`` (see :mod:`recurrentkit.data.timeseries`).
     Validation and test log ``rmse``, ``nrmse`` and ``r2``; with ``generate_steps > 0`` validation also runs the
     network closed-loop from the first scored step and logs ``val/gen_rmse`` over ``generate_steps`` steps.
 
+    The model's arguments (``cell``, ``hidden_size``, ``num_layers``, ``cell_kwargs``) are those of
+    :class:`~recurrentkit.models.regressor.RecurrentRegressor`, passed through ``**model_kwargs``.
+
     Args:
-        cell: registered cell name (``"leaky"``, ``"lstm"``, ...).
-        input_size, output_size, hidden_size, num_layers: network shape.
-        cell_kwargs: extra keyword arguments of the cell (e.g. ``{"alpha": 0.7}``).
-        lr, weight_decay: Adam.
+        input_size, output_size: features in and out (the CLI links them from the data module).
+        optimizer: ``params -> Optimizer`` (default Adam, lr 1e-3; in YAML a ``class_path``/``init_args`` pair).
+        lr_scheduler: ``optimizer -> scheduler`` or ``None`` (a ``ReduceLROnPlateau`` watches ``val/rmse``).
         washout: leading steps of each training window not scored by the loss.
         generate_steps: closed-loop steps evaluated at validation (needs ``input_size == output_size``).
+        **model_kwargs: the arguments of :class:`~recurrentkit.models.regressor.RecurrentRegressor`.
+
+    Logged: ``train/loss``, ``val/rmse``, ``val/nrmse``, ``val/r2`` (``val/gen_rmse``), ``test/rmse``,
+    ``test/nrmse``, ``test/r2``.
     """
 
-    def __init__(self, cell: str = "lstm", input_size: int = 1, output_size: int = 1, hidden_size: int = 64,
-                 num_layers: int = 1, cell_kwargs: dict[str, Any] | None = None, lr: float = 1e-3,
-                 weight_decay: float = 0.0, washout: int = 0, generate_steps: int = 0) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.lr, self.weight_decay, self.washout, self.generate_steps = lr, weight_decay, washout, generate_steps
-        self.build(cell, input_size, output_size, hidden_size, num_layers, dict(cell_kwargs or {}))
-        self.val_metrics = forecast_metrics("val/")
-        self.test_metrics = forecast_metrics("test/")
+    monitor = "val/rmse"
 
-    def build(self, cell: str, input_size: int, output_size: int, hidden_size: int, num_layers: int,
-              cell_kwargs: dict[str, Any]) -> None:
-        self.rnn = Recurrent(cell, input_size, hidden_size, num_layers=num_layers, batch_first=True, **cell_kwargs)
-        self.head = nn.Linear(self.rnn.output_size, output_size)
+    def __init__(self, input_size: int = 1, output_size: int = 1, optimizer: OptimizerCallable = torch.optim.Adam,
+                 lr_scheduler: LRSchedulerCallable | None = None, washout: int = 0, generate_steps: int = 0,
+                 **model_kwargs: Any) -> None:
+        super().__init__(optimizer, lr_scheduler)
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.set_network(RecurrentRegressor(input_size, output_size, **model_kwargs), washout, generate_steps)
+
+    def set_network(self, model: nn.Module, washout: int, generate_steps: int) -> None:
+        """Adopt ``model`` (``x [B, T, I] -> (y [B, T, O], state)``) and the training/validation settings."""
+        if washout < 0 or generate_steps < 0:
+            raise ValueError(f"washout and generate_steps must be >= 0, got {washout}, {generate_steps}")
+        self.model = model
+        self.washout, self.generate_steps = int(washout), int(generate_steps)
+        self.val_metrics, self.test_metrics = forecast_metrics("val/"), forecast_metrics("test/")
 
     def forward(self, x: Tensor, state: Any = None) -> tuple[Tensor, Any]:
         """``x [B, T, I] -> (predictions [B, T, O], state)``."""
-        hidden, state = self.rnn(x, state)
-        return self.head(hidden), state
+        return self.model(x, state)
 
     def _train_mask(self, mask: Tensor) -> Tensor:
         if self.washout:
@@ -106,15 +114,16 @@ class ForecastingTask(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=x.shape[0])
         return loss
 
-    def _evaluate(self, batch: tuple[Tensor, Tensor, Tensor], metrics: MetricCollection) -> Tensor:
+    def _evaluate(self, batch: tuple[Tensor, Tensor, Tensor], stage: str) -> Tensor:
         x, y, mask = batch
         preds, _ = self(x)
+        metrics = getattr(self, f"{stage}_metrics")
         metrics.update(*scored(preds, y, mask))
         self.log_dict(metrics, batch_size=x.shape[0])
         return preds
 
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics)
+        self._evaluate(batch, "val")
         if self.generate_steps:
             x, y, mask = batch
             first = int(mask[0].nonzero()[0])
@@ -124,12 +133,12 @@ class ForecastingTask(L.LightningModule):
             self.log("val/gen_rmse", rmse, batch_size=x.shape[0])
 
     def test_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics)
+        self._evaluate(batch, "test")
 
     @torch.no_grad()
     def generate(self, warmup: Tensor, steps: int) -> Tensor:
         """Closed-loop forecast of ``steps`` steps after ``warmup [B, T, I]`` (see :func:`closed_loop`)."""
         return closed_loop(self, warmup, steps)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+__all__ = ["ForecastingTask", "closed_loop", "forecast_metrics", "scored"]

@@ -15,7 +15,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
@@ -24,60 +23,47 @@ from torchmetrics import MeanMetric
 
 from ..cells.base import detach_state
 from ..models.lm import RNNLanguageModel
-
-_STAGES = ("train", "val", "test")
-
-
-def sgd(params, lr: float = 1.0) -> torch.optim.Optimizer:
-    """The default optimizer: plain SGD with learning rate 1 (Zaremba et al. 2014)."""
-    return torch.optim.SGD(params, lr=lr)
+from .base import STAGES, Task, load_text_extras, sgd, text_extras
 
 
-class LanguageModelTask(L.LightningModule):
+class LanguageModelTask(Task):
     """Language modelling with any registered cell.
 
-    Model arguments are those of :class:`~recurrentkit.models.lm.RNNLanguageModel`. Training arguments:
+    The model's arguments (``cell``, ``embedding_size``, ``hidden_size``, ``num_layers``, dropouts, ``output``, ...)
+    are those of :class:`~recurrentkit.models.lm.RNNLanguageModel`, passed through ``**model_kwargs``; the task
+    adds only what training needs.
 
     Args:
-        optimizer: a callable ``params -> Optimizer`` (from YAML: ``class_path: torch.optim.SGD`` + ``init_args``).
-        lr_scheduler: a callable ``optimizer -> scheduler`` or ``None``; stepped every epoch.
-        lr_scheduler_monitor: metric a ``ReduceLROnPlateau`` scheduler watches.
+        vocab_size: number of token ids (the CLI links it from the data module).
+        optimizer: a callable ``params -> Optimizer`` (from YAML: ``class_path: torch.optim.SGD`` + ``init_args``);
+            default SGD with learning rate 1.
+        lr_scheduler: a callable ``optimizer -> scheduler`` or ``None``; stepped every epoch. A ``ReduceLROnPlateau``
+            watches ``val/ppl`` unless it names its own ``monitor``.
         ar: activation regularisation ``ar * mean(dropout(h_t)^2)`` on the last layer (AWD-LSTM: 2).
         tar: temporal activation regularisation ``tar * mean((h_t - h_{t-1})^2)`` on the raw last layer (AWD: 1).
         char_level: the tokens are characters: also report bits per character ``bpc = loss / ln 2``.
+        **model_kwargs: the arguments of :class:`~recurrentkit.models.lm.RNNLanguageModel`.
 
-    Logged: ``train/loss`` (NLL, nats/token, without AR/TAR), ``train/ppl``, ``train/tokens_per_s``, ``val/loss``,
-    ``val/ppl``, ``test/loss``, ``test/ppl`` (and ``val/bpc``, ``test/bpc`` when ``char_level``). Validation and
-    test losses are token-weighted means over the whole stream; ``ppl = exp(loss)``.
+    Logged: ``train/loss`` (NLL, nats/token, without AR/TAR), ``train/tokens_per_s``, ``val/loss``, ``val/ppl``,
+    ``test/loss``, ``test/ppl`` (and ``val/bpc``, ``test/bpc`` when ``char_level``). Validation and test losses are
+    token-weighted means over the whole stream; ``ppl = exp(loss)``.
     """
 
-    def __init__(self, vocab_size: int, cell: str = "lstm", embedding_size: int = 200, hidden_size: int = 200,
-                 num_layers: int = 2, cell_kwargs: dict[str, Any] | None = None, layer_sizes: list[int] | None = None,
-                 dropout: float = 0.0, input_dropout: float | None = None, hidden_dropout: float | None = None,
-                 embedding_dropout: float = 0.0, weight_drop: float = 0.0, locked_dropout: bool = True,
-                 tie_weights: bool = False, output: str = "softmax", cutoffs: list[int] | None = None,
-                 num_samples: int = 8192, init_range: float | None = None, optimizer: OptimizerCallable = sgd,
-                 lr_scheduler: LRSchedulerCallable | None = None, lr_scheduler_monitor: str = "val/ppl",
-                 ar: float = 0.0, tar: float = 0.0, char_level: bool = False, maxent_order: int = 0,
-                 maxent_buckets: int = 2048) -> None:
-        super().__init__()
+    monitor = "val/ppl"
+
+    def __init__(self, vocab_size: int, optimizer: OptimizerCallable = sgd,
+                 lr_scheduler: LRSchedulerCallable | None = None, ar: float = 0.0, tar: float = 0.0,
+                 char_level: bool = False, **model_kwargs: Any) -> None:
+        super().__init__(optimizer, lr_scheduler)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        self.model = RNNLanguageModel(
-            vocab_size, embedding_size=embedding_size, hidden_size=hidden_size, num_layers=num_layers, cell=cell,
-            cell_kwargs=cell_kwargs, layer_sizes=layer_sizes, dropout=dropout, input_dropout=input_dropout,
-            hidden_dropout=hidden_dropout, embedding_dropout=embedding_dropout, weight_drop=weight_drop,
-            locked_dropout=locked_dropout, tie_weights=tie_weights, output=output, cutoffs=cutoffs,
-            num_samples=num_samples, init_range=init_range, maxent_order=maxent_order, maxent_buckets=maxent_buckets)
+        self.model = RNNLanguageModel(vocab_size, **model_kwargs)
         if ar < 0 or tar < 0:
             raise ValueError(f"ar and tar must be >= 0, got ar={ar}, tar={tar}")
-        self.optimizer_factory = optimizer
-        self.lr_scheduler_factory = lr_scheduler
-        self.lr_scheduler_monitor = lr_scheduler_monitor
         self.ar, self.tar, self.char_level = float(ar), float(tar), bool(char_level)
         self.train_nll = MeanMetric()
         self.val_nll = MeanMetric()
         self.test_nll = MeanMetric()
-        self.states: dict[str, Any] = dict.fromkeys(_STAGES)
+        self.states: dict[str, Any] = dict.fromkeys(STAGES)
         self.vocab = None
         self.tokenizer = None
         self._tokens_seen = 0
@@ -94,10 +80,9 @@ class LanguageModelTask(L.LightningModule):
         self.vocab, self.tokenizer = vocab, tokenizer
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        vocab = getattr(datamodule, "vocab", None)
+        vocab = getattr(self.datamodule, "vocab", None)
         if vocab is not None:
-            self.attach_vocabulary(vocab, getattr(datamodule, "tokenizer", None))
+            self.attach_vocabulary(vocab, getattr(self.datamodule, "tokenizer", None))
 
     # --- state carrying ----------------------------------------------------------------------------------------
     def _state_for(self, stage: str, batch_size: int) -> Any:
@@ -178,22 +163,13 @@ class LanguageModelTask(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test", self.test_nll)
 
-    def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.parameters())
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer)
-        config = {"scheduler": scheduler, "interval": "epoch"}
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            config["monitor"] = self.lr_scheduler_monitor
-        return {"optimizer": optimizer, "lr_scheduler": config}
-
     # --- checkpoints -------------------------------------------------------------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # plain containers only, so checkpoints load with torch.load(weights_only=True)
+    def checkpoint_extras(self) -> dict[str, Any]:
+        """``train_state`` (the carried state), ``rng``, ``mid_epoch``, ``epoch``, and ``vocab`` / ``tokenizer``
+        when attached."""
         state = self.states["train"]
         np_state = np.random.get_state()
-        checkpoint["recurrentkit"] = {
+        extras = {
             "train_state": None if state is None else [[t.cpu() for t in s] for s in state],
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
                     "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
@@ -201,20 +177,12 @@ class LanguageModelTask(L.LightningModule):
             "mid_epoch": self._in_train_epoch,
             "epoch": self.current_epoch if self._trainer is not None else 0,
         }
-        if self.vocab is not None:
-            checkpoint["recurrentkit"]["vocab"] = self.vocab.state_dict()
-        if self.tokenizer is not None and hasattr(self.tokenizer, "config"):
-            checkpoint["recurrentkit"]["tokenizer"] = self.tokenizer.config()
+        return {**super().checkpoint_extras(), **extras, **text_extras(self.vocab, self.tokenizer)}
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        extra = checkpoint.get("recurrentkit", {})
+    def load_checkpoint_extras(self, extra: dict[str, Any]) -> None:
+        super().load_checkpoint_extras(extra)
         if "vocab" in extra:
-            from ..data.tokenizers import build_tokenizer
-            from ..data.vocab import Vocab
-
-            vocab = Vocab.from_state_dict(extra["vocab"])
-            tokenizer = build_tokenizer(extra["tokenizer"]) if extra.get("tokenizer") is not None else None
-            self.attach_vocabulary(vocab, tokenizer)
+            self.attach_vocabulary(*load_text_extras(extra))
         if self._trainer is None:
             return  # plain load_from_checkpoint: leave the global RNG and training state alone
         state = extra.get("train_state")

@@ -1,5 +1,4 @@
-"""The ``recurrentkit`` command: LightningCLI for ``fit|validate|test|predict`` plus ``generate``, ``ngram``, ``table``,
-``cells``.
+"""``recurrentkit fit|validate|test|predict``: the LightningCLI that runs every recipe, for every task.
 
 Recipes are LightningCLI YAML files (``model: {class_path, init_args}``, ``data: {...}``, ``trainer: {...}``). Sizes
 that only the data knows (``vocab_size``, ``num_classes``, ...) are linked from the data module into the model at
@@ -8,11 +7,10 @@ instantiation time, for every name that the chosen model's constructor accepts a
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.util
 import inspect
-import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +74,11 @@ def _make_cli_class():
         """LightningCLI with the data-to-model links and an end-of-fit summary (metrics and a text sample)."""
 
         links: list[str] = []
+        parse_only = False  # parse and validate the configuration, instantiate nothing (see parse_recipe)
+
+        def instantiate_classes(self) -> None:
+            if not self.parse_only:
+                super().instantiate_classes()
 
         def add_arguments_to_parser(self, parser) -> None:
             for name in self.links:
@@ -84,6 +87,19 @@ def _make_cli_class():
                                 help="predict: where to write the predictions (default: next to "
                                      "data.predict_file, as <name>.predictions.tsv, or .predictions.conllu for "
                                      "a tagger reading CoNLL-U)")
+            parser.add_argument("--threads", type=int | None, default=None,
+                                help="torch.set_num_threads before anything is built (1 is often fastest on a "
+                                     "shared CPU)")
+
+        def before_instantiate_classes(self) -> None:
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            threads = config.get("threads")
+            if threads is not None:
+                if threads < 1:
+                    raise ValueError(f"--threads must be >= 1, got {threads}")
+                import torch
+
+                torch.set_num_threads(threads)
 
         def predict(self, model, datamodule=None, **kwargs) -> None:
             predictions = self.trainer.predict(model, datamodule=datamodule, **kwargs)
@@ -114,7 +130,7 @@ def write_prediction_table(predictions, model, datamodule, path: str | None) -> 
     label_names = getattr(model, "label_names", None) or getattr(datamodule, "label_names", None)
     if not predictions or not label_names or not isinstance(predictions[0], dict) or "probs" not in predictions[0]:
         return None
-    from .tasks.classification import write_predictions
+    from ..callbacks.predictions import write_predictions
 
     texts = getattr(datamodule, "predict_texts", None)
     texts = texts() if callable(texts) else texts
@@ -143,89 +159,54 @@ def print_summary(trainer, model) -> None:
             print("sample:\n" + sample)
 
 
-def build_cli(argv: list[str], run: bool = True, from_command_line: bool = False) -> Any:
+def build_cli(argv: list[str], run: bool = True, from_command_line: bool = False, parse_only: bool = False) -> Any:
     """The recurrentkit LightningCLI for ``argv``; with ``run=False`` (no subcommand in ``argv``) it only
-    instantiates ``cli.model``, ``cli.datamodule`` and ``cli.trainer``, for programs that drive them."""
+    instantiates ``cli.model``, ``cli.datamodule`` and ``cli.trainer``, for programs that drive them; with
+    ``parse_only`` as well, it instantiates nothing and ``cli.config`` is the validated configuration."""
     from lightning.pytorch import LightningDataModule, LightningModule
 
     cli_class = _make_cli_class()
     peeked = _peek_class_paths(argv)
     cli_class.links = _links_for(peeked.get("model"), peeked.get("data"))
-    return cli_class(
-        LightningModule,
-        LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,
-        save_config_kwargs={"overwrite": True},
-        seed_everything_default=1234,
-        args=None if from_command_line else argv,
-        run=run,
-    )
+    cli_class.parse_only = parse_only
+    with warnings.catch_warnings():
+        if not from_command_line:  # a program passing its own argv: Lightning's "args and sys.argv" notice is noise
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        return cli_class(
+            LightningModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            auto_configure_optimizers=False,
+            save_config_kwargs={"overwrite": True},
+            seed_everything_default=1234,
+            args=None if from_command_line else argv,
+            run=run,
+        )
+
+
+def parse_recipe(argv: list[str]) -> Any:
+    """The configuration ``recurrentkit fit`` would run for ``argv`` (e.g. ``["-c", recipe]``), parsed and validated
+    against the classes' signatures but not instantiated (no data is read). Sizes the data module links into the
+    model (``vocab_size``, ...) are absent: give them to :func:`instantiate_model`."""
+    return build_cli(list(argv), run=False, parse_only=True).config
+
+
+def instantiate_model(config: Any, **init_args: Any) -> Any:
+    """The task of a :func:`parse_recipe` configuration, built as the CLI builds it (optimizer and scheduler
+    specs become callables), with ``init_args`` added, e.g. ``vocab_size=793_471`` in place of the data module's."""
+    from jsonargparse import ArgumentParser
+    from lightning.pytorch import LightningModule
+
+    model = config.model.clone()
+    for name, value in init_args.items():
+        model.init_args[name] = value
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(LightningModule, "model", required=True)
+    return parser.instantiate_classes(parser.parse_object({"model": model.as_dict()})).model
 
 
 def run_lightning(argv: list[str], from_command_line: bool = False) -> int:
     """``recurrentkit fit|validate|test|predict ...`` through LightningCLI."""
     build_cli(argv, run=True, from_command_line=from_command_line)
     return 0
-
-
-def generate_main(argv: list[str]) -> int:
-    """``recurrentkit generate --ckpt_path PATH --prompt TEXT``: sample from a trained language model."""
-    parser = argparse.ArgumentParser(prog="recurrentkit generate", description=generate_main.__doc__)
-    parser.add_argument("--ckpt_path", required=True, help="checkpoint written by `recurrentkit fit`")
-    parser.add_argument("--prompt", default="\n", help="text to condition on")
-    parser.add_argument("--max_new_tokens", type=int, default=200)
-    parser.add_argument("--temperature", type=float, default=1.0, help="0 means greedy")
-    parser.add_argument("--top_k", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--model_class", default="recurrentkit.tasks.language_model.LanguageModelTask")
-    args = parser.parse_args(argv)
-    path = Path(args.ckpt_path)
-    if not path.is_file():
-        parser.error(f"checkpoint not found: {path}")
-    task_cls = _import(args.model_class)
-    if task_cls is None:
-        parser.error(f"cannot import {args.model_class}")
-    task = task_cls.load_from_checkpoint(str(path), map_location="cpu")
-    print(task.generate(args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                        top_k=args.top_k, seed=args.seed))
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``recurrentkit`` console script."""
-    from .console import quiet_third_party_notices
-
-    quiet_third_party_notices()
-    from_command_line = argv is None
-    args = sys.argv[1:] if argv is None else list(argv)
-    command = args[0] if args else "--help"
-    if command in ("-V", "--version", "version", "cells"):
-        import recurrentkit as rk
-
-        print(f"recurrentkit {rk.__version__}")
-        print("cells:", ", ".join(rk.list_cells()))
-        return 0
-    if command in LIGHTNING_SUBCOMMANDS:
-        return run_lightning(args, from_command_line)
-    if command == "generate":
-        return generate_main(args[1:])
-    if command == "ngram":
-        from .baselines.ngram import ngram_main
-
-        return ngram_main(args[1:])
-    if command == "table":
-        from .table import table_main
-
-        return table_main(args[1:])
-    usage = ("usage: recurrentkit {fit,validate,test,predict} -c RECIPE.yaml [--options]\n"
-             "       recurrentkit generate --ckpt_path CKPT --prompt TEXT\n"
-             "       recurrentkit ngram --data DIR --order 5\n"
-             "       recurrentkit table --scale ptb [--budget MINUTES]\n"
-             "       recurrentkit --version | cells")
-    if command in ("-h", "--help", "help"):
-        print(usage)
-        return 0
-    print(f"recurrentkit: unknown command {command!r}\n{usage}", file=sys.stderr)
-    return 2
