@@ -209,7 +209,8 @@ class BPTTBatches:
 class TokenStreamDataModule(L.LightningDataModule):
     """Base of the language-model data modules: per-split id streams -> this rank's ``[B, N]`` rows -> BPTT batches.
 
-    A subclass makes the streams and the vocabulary and implements:
+    A subclass makes the streams and the vocabulary, sets ``self._tokenizer`` in its ``__init__`` (after calling
+    this one), and implements:
 
     - ``_load_streams() -> {split: 1-D id tensor}`` (``train`` required; ``validation``/``test`` optional), which also
       sets ``self._vocab``;
