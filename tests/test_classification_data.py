@@ -47,7 +47,7 @@ def test_glue_tsv_preset_batches_and_vocab_from_train_only():
     dev_ids = torch.cat([b["input_ids"].flatten() for b in dm.val_dataloader()])
     assert (dm.vocab.unk_id in dev_ids.tolist()) == bool(dev_words - train_words)
     assert not dm.has_split("test")  # GLUE test has no labels
-    with pytest.raises(ValueError, match="no test split"):
+    with pytest.raises(ValueError, match=r"no test split is configured: set test_file \(preset 'sst2'.*no labels"):
         dm.test_dataloader()
 
 

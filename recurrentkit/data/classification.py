@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from .bucketing import BucketBatchSampler
-from .presets import get_preset, resolve_data_dir
+from .presets import get_preset
+from .sequences import SequenceDataModule
 from .tokenizers import Tokenizer, build_tokenizer
 from .vocab import Vocab
 
@@ -45,6 +44,9 @@ class RawSplit:
     first_line: int | None = None  # file line of row 0 (1-based), None when rows have no line (hub, json array)
     features: Any = None
     rows: list[int] | None = None  # source rows of the examples when the split was carved from a larger one
+
+    def __len__(self) -> int:
+        return len(self.texts)
 
     def where(self, row: int) -> str:
         """``"file, row i (line n)"``: 1-based data row of the source, plus the file line when there is one."""
@@ -217,7 +219,7 @@ def _from_dataset(ds: Any, name: str, origin: str, text_column: str, label_colum
     return RawSplit(name, origin, ds[text_column], labels, first_line, ds.features.get(label_column))
 
 
-class ClassificationDataModule(L.LightningDataModule):
+class ClassificationDataModule(SequenceDataModule):
     """Sentence classification data: load, tokenize (vocab from train only), pad, bucket by length.
 
     Args:
@@ -262,22 +264,17 @@ class ClassificationDataModule(L.LightningDataModule):
                  max_length: int | None = None, batch_size: int = 32, eval_batch_size: int | None = None,
                  bucketing: bool = True, pool_batches: int = 50, num_workers: int = 0, seed: int = 0,
                  val_fraction: float | None = None) -> None:
-        super().__init__()
-        defaults: dict[str, Any] = {}
-        if preset is not None:
-            spec = get_preset(preset, kind="classification")
-            defaults = {"train_file": spec.files.get("train"), "val_file": spec.files.get("validation"),
-                        "test_file": spec.files.get("test"), **spec.options}
+        defaults = self.preset_arguments(get_preset(preset, kind="classification")) if preset is not None else {}
         given = {"train_file": train_file, "val_file": val_file, "test_file": test_file, "format": format,
                  "text_column": text_column, "label_column": label_column, "label_names": label_names}
         if preset and any(given[k] is not None for k in ("train_file", "val_file", "test_file")):
             defaults.update({k: None for k in ("train_file", "val_file", "test_file")})
         opts = {k: v if v is not None else defaults.get(k) for k, v in given.items()}
-        self.preset, self.dataset, self.dataset_config = preset, dataset, dataset_config
-        self.data_dir = resolve_data_dir(data_dir or None)
-        self.train_file, self.val_file, self.test_file = opts["train_file"], opts["val_file"], opts["test_file"]
-        self.predict_file = predict_file
-        self.splits = {"train": train_split, "val": val_split, "test": test_split}
+        super().__init__(preset=preset, data_dir=data_dir, train_file=opts["train_file"], val_file=opts["val_file"],
+                         test_file=opts["test_file"], predict_file=predict_file, dataset=dataset,
+                         dataset_config=dataset_config, train_split=train_split, val_split=val_split,
+                         test_split=test_split, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         bucketing=bucketing, pool_batches=pool_batches, num_workers=num_workers, seed=seed)
         self.format = opts["format"] or "auto"
         if self.format not in FORMATS:
             raise ValueError(f"unknown format {self.format!r}; choose one of {FORMATS}")
@@ -288,14 +285,7 @@ class ClassificationDataModule(L.LightningDataModule):
         self.lowercase, self.min_freq, self.max_vocab_size = lowercase, min_freq, max_vocab_size
         if max_length is not None and max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {max_length}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.max_length, self.batch_size = max_length, batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.bucketing, self.pool_batches = bucketing, pool_batches
-        self.num_workers, self.seed = num_workers, seed
-        if dataset is None and self.train_file is None:
-            raise ValueError("give a preset, a dataset, or a train_file")
+        self.max_length = max_length
         self.val_fraction = None if val_fraction is None else float(val_fraction)
         if self.val_fraction is not None:
             self._check_val_fraction(preset, val_file)
@@ -303,8 +293,6 @@ class ClassificationDataModule(L.LightningDataModule):
         self.vocab: Vocab | None = None
         self._label_names: list[str] | None = None
         self._label_index: dict[Any, int] | None = None
-        self._raw: dict[str, RawSplit] = {}
-        self._encoded: dict[str, EncodedSplit] = {}
 
     def _check_val_fraction(self, preset: str | None, val_file: str | None) -> None:
         if not 0.0 < self.val_fraction < 1.0:
@@ -319,58 +307,28 @@ class ClassificationDataModule(L.LightningDataModule):
             raise ValueError(f"give either a validation file or val_fraction, not both: {given}")
 
     # --- sources --------------------------------------------------------------------------------------------
-    def _resolve(self, path: str) -> str:
-        p = Path(path).expanduser()
-        if p.is_absolute() or p.exists() or self.data_dir is None:
-            return str(p)
-        return str(self.data_dir / p)
-
-    def _file_for(self, stage: str) -> str | None:
-        return {"train": self.train_file, "val": self.val_file, "test": self.test_file,
-                "predict": self.predict_file}[stage]
-
     def has_split(self, stage: str) -> bool:
         """Whether the ``"train"``/``"val"``/``"test"``/``"predict"`` split is configured."""
-        if stage == "predict":
-            return self.predict_file is not None
-        if stage == "val" and self.val_fraction is not None:
-            return True
-        return self._file_for(stage) is not None if self.dataset is None else self.splits[stage] is not None
+        return (stage == "val" and self.val_fraction is not None) or super().has_split(stage)
 
     def raw_split(self, stage: str) -> RawSplit:
         """Load (once) the split of ``stage`` as texts and raw labels.
 
         With ``val_fraction`` the ``"train"`` and ``"val"`` splits are the two parts of the training source.
         """
-        if stage in self._raw:
-            return self._raw[stage]
-        if not self.has_split(stage):
-            raise ValueError(f"no {stage} split is configured")
-        if self.val_fraction is not None and stage in ("train", "val"):
-            source = self._load_split("train")
+        if self.val_fraction is not None and stage in ("train", "val") and stage not in self._raw:
+            source = self._read_split("train")
             held = set(holdout_rows(source.labels, self.val_fraction, self.seed))
-            self._raw["train"] = source.subset("train", [i for i in range(len(source.texts)) if i not in held])
+            self._raw["train"] = source.subset("train", [i for i in range(len(source)) if i not in held])
             self._raw["val"] = source.subset("val", sorted(held))
-        else:
-            self._raw[stage] = self._load_split(stage)
-        return self._raw[stage]
+        return super().raw_split(stage)
 
-    def _load_split(self, stage: str) -> RawSplit:
-        """Read the source of ``stage`` (the one place where the files or the hub dataset are read)."""
-        labelled = stage != "predict"
-        if self.dataset is not None and stage != "predict":
-            from datasets import load_dataset
+    def _from_file(self, path: str, stage: str) -> RawSplit:
+        fmt = self.format if stage != "predict" else "auto"
+        return load_file_split(path, stage, fmt, self.text_column, self.label_column if stage != "predict" else None)
 
-            split = self.splits[stage]
-            ds = load_dataset(self.dataset, self.dataset_config, split=split)
-            raw = _from_dataset(ds, split, f"{self.dataset}[{split}]", self.text_column, self.label_column, None)
-        else:
-            path = self._resolve(self._file_for(stage))
-            fmt = self.format if stage != "predict" else "auto"
-            raw = load_file_split(path, stage, fmt, self.text_column, self.label_column if labelled else None)
-        if not raw.texts:
-            raise ValueError(f"{raw.origin}: the {stage} split is empty")
-        return raw
+    def _from_dataset(self, ds: Any, origin: str, stage: str) -> RawSplit:
+        return _from_dataset(ds, self.splits[stage], origin, self.text_column, self.label_column, None)
 
     # --- vocabulary and labels (train split only) ------------------------------------------------------------
     def _tokenize(self, text: Any, raw: RawSplit, row: int) -> list[str]:
@@ -439,11 +397,6 @@ class ClassificationDataModule(L.LightningDataModule):
         return self._label_names
 
     @property
-    def vocab_size(self) -> int:
-        self.prepare_vocab()
-        return len(self.vocab)
-
-    @property
     def num_classes(self) -> int:
         self.prepare_vocab()
         return len(self.label_names)
@@ -474,48 +427,9 @@ class ClassificationDataModule(L.LightningDataModule):
         """The raw texts of ``predict_file``, in file order."""
         return self.encoded("predict").texts
 
-    # --- Lightning hooks ----------------------------------------------------------------------------------------
-    def setup(self, stage: str | None = None) -> None:
-        self.prepare_vocab()
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ()}
-        for split in wanted.get(stage, ("train", "val", "test")):
-            if self.has_split(split):
-                self.encoded(split)
-
-    def _loader(self, stage: str, train: bool) -> DataLoader:
-        data = self.encoded(stage)
-        collate = PadCollator(self.vocab.pad_id, with_labels=data.labels is not None)
-        batch_size = self.batch_size if train else self.eval_batch_size
-        if stage == "predict":  # plain order: Lightning wraps predict samplers to track indices
-            return DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate,
-                              num_workers=self.num_workers)
-        if self.bucketing or not train:
-            trainer = getattr(self, "trainer", None)
-            replicas = trainer.world_size if trainer is not None else None
-            rank = trainer.global_rank if trainer is not None else None
-            sampler = BucketBatchSampler(data.lengths, batch_size, shuffle=train, pool_batches=self.pool_batches,
-                                         num_replicas=replicas, rank=rank, seed=self.seed)
-            return DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
-        gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(data, batch_size=batch_size, shuffle=True, generator=gen, collate_fn=collate,
-                          num_workers=self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        if not self.has_split("test"):
-            raise ValueError("no test split: the sst2 preset's GLUE test.tsv has no labels; use preset "
-                             "'sst2-sentence' or set test_file")
-        return self._loader("test", train=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        if self.predict_file is None:
-            raise ValueError("set predict_file to predict")
-        return self._loader("predict", train=False)
+    def collate(self, data: EncodedSplit) -> PadCollator:
+        """Pads a batch of ``data`` (with labels when the split has them)."""
+        return PadCollator(self.vocab.pad_id, with_labels=data.labels is not None)
 
     # --- checkpointing: the vocabulary travels with the model --------------------------------------------------
     def preprocessing_state(self) -> dict[str, Any]:

@@ -29,12 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from .bucketing import BucketBatchSampler
-from .presets import get_preset, resolve_data_dir
+from .presets import get_preset
+from .sequences import SequenceDataModule
 from .vocab import Vocab
 
 FORMATS = ("auto", "conllu", "conll", "json", "jsonl", "parquet", "csv", "text")
@@ -232,7 +231,7 @@ class TaggingCollator:
         return batch
 
 
-class TaggingDataModule(L.LightningDataModule):
+class TaggingDataModule(SequenceDataModule):
     """Sequence-tagging data: read, build vocabularies and the tag set on train, pad, bucket by length.
 
     Args:
@@ -272,87 +271,41 @@ class TaggingDataModule(L.LightningDataModule):
                  max_vocab_size: int | None = None, characters: bool = True, max_word_length: int = 30,
                  batch_size: int = 32, eval_batch_size: int | None = None, bucketing: bool = True,
                  pool_batches: int = 50, num_workers: int = 0, seed: int = 0) -> None:
-        super().__init__()
-        defaults: dict[str, Any] = {}
-        if preset is not None:
-            spec = get_preset(preset, kind="tagging")
-            defaults = {"train_file": spec.files.get("train"), "val_file": spec.files.get("validation"),
-                        "test_file": spec.files.get("test"), **spec.options}
-        self.train_file = train_file if train_file is not None else defaults.get("train_file")
-        self.val_file = val_file if val_file is not None else defaults.get("val_file")
-        self.test_file = test_file if test_file is not None else defaults.get("test_file")
+        defaults = self.preset_arguments(get_preset(preset, kind="tagging")) if preset is not None else {}
+        super().__init__(preset=preset, data_dir=data_dir,
+                         train_file=train_file if train_file is not None else defaults.get("train_file"),
+                         val_file=val_file if val_file is not None else defaults.get("val_file"),
+                         test_file=test_file if test_file is not None else defaults.get("test_file"),
+                         predict_file=predict_file, dataset=dataset, dataset_config=dataset_config,
+                         train_split=train_split, val_split=val_split, test_split=test_split, batch_size=batch_size,
+                         eval_batch_size=eval_batch_size, bucketing=bucketing, pool_batches=pool_batches,
+                         num_workers=num_workers, seed=seed)
         self.format = format or defaults.get("format") or "auto"
         if self.format not in FORMATS:
             raise ValueError(f"unknown format {self.format!r}; choose one of {FORMATS}")
         if column not in CONLLU_COLUMNS:
             raise ValueError(f"column must be one of {sorted(CONLLU_COLUMNS)}, got {column!r}")
-        if dataset is None and self.train_file is None:
-            raise ValueError("give a preset, a dataset, or a train_file")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if max_word_length < 1:
             raise ValueError(f"max_word_length must be >= 1, got {max_word_length}")
-        self.preset, self.dataset, self.dataset_config = preset, dataset, dataset_config
-        self.data_dir = resolve_data_dir(data_dir or None)
-        self.predict_file = predict_file
-        self.splits = {"train": train_split, "val": val_split, "test": test_split}
         self.column, self.tag_column = column, tag_column
         self.token_field, self.tag_field = token_field, tag_field
         self._given_label_names = list(label_names) if label_names else None
         self.lowercase, self.min_freq, self.max_vocab_size = lowercase, min_freq, max_vocab_size
         self.characters, self.max_word_length = characters, max_word_length
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
-        self.bucketing, self.pool_batches = bucketing, pool_batches
-        self.num_workers, self.seed = num_workers, seed
         self.vocab: Vocab | None = None
         self.char_vocab: Vocab | None = None
         self._label_names: list[str] | None = None
         self._label_index: dict[str, int] | None = None
-        self._raw: dict[str, TaggedSplit] = {}
-        self._encoded: dict[str, EncodedTagging] = {}
 
     # --- sources --------------------------------------------------------------------------------------------------
-    def _resolve(self, path: str) -> str:
-        p = Path(path).expanduser()
-        if p.is_absolute() or p.exists() or self.data_dir is None:
-            return str(p)
-        return str(self.data_dir / p)
+    def _from_file(self, path: str, stage: str) -> TaggedSplit:
+        fmt = infer_format(path) if self.format == "auto" or stage == "predict" else self.format
+        if stage == "predict" and fmt == "conll" and Path(path).suffix.lower() == ".txt":
+            fmt = "text"
+        return self._read_file(path, fmt, labelled=stage != "predict")
 
-    def _file_for(self, stage: str) -> str | None:
-        return {"train": self.train_file, "val": self.val_file, "test": self.test_file,
-                "predict": self.predict_file}[stage]
-
-    def has_split(self, stage: str) -> bool:
-        """Whether the ``"train"``/``"val"``/``"test"``/``"predict"`` split is configured."""
-        if stage == "predict":
-            return self.predict_file is not None
-        return self._file_for(stage) is not None if self.dataset is None else self.splits[stage] is not None
-
-    def raw_split(self, stage: str) -> TaggedSplit:
-        """The sentences of ``stage`` as read (cached)."""
-        if stage in self._raw:
-            return self._raw[stage]
-        if not self.has_split(stage):
-            raise ValueError(f"no {stage} split configured")
-        labelled = stage != "predict"
-        if self.dataset is not None and stage != "predict":
-            from datasets import load_dataset
-
-            split = self.splits[stage]
-            ds = load_dataset(self.dataset, self.dataset_config, split=split)
-            raw = from_dataset(ds, f"{self.dataset}[{split}]", self.token_field, self.tag_field)
-        else:
-            path = self._resolve(self._file_for(stage))
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"{stage} file not found: {path}")
-            fmt = infer_format(path) if self.format == "auto" or stage == "predict" else self.format
-            if stage == "predict" and fmt == "conll" and Path(path).suffix.lower() == ".txt":
-                fmt = "text"
-            raw = self._read_file(path, fmt, labelled)
-        if not raw.tokens:
-            raise ValueError(f"{raw.origin}: the {stage} split has no sentences")
-        self._raw[stage] = raw
-        return raw
+    def _from_dataset(self, ds: Any, origin: str, stage: str) -> TaggedSplit:
+        return from_dataset(ds, origin, self.token_field, self.tag_field)
 
     def _read_file(self, path: str, fmt: str, labelled: bool) -> TaggedSplit:
         if fmt == "conllu":
@@ -431,11 +384,6 @@ class TaggingDataModule(L.LightningDataModule):
 
     # --- what the CLI links into the model ------------------------------------------------------------------------
     @property
-    def vocab_size(self) -> int:
-        self.prepare_vocab()
-        return len(self.vocab)
-
-    @property
     def char_vocab_size(self) -> int:
         """Characters including ``<pad>`` = 0 and ``<unk>`` = 1; 0 when ``characters`` is off."""
         self.prepare_vocab()
@@ -451,45 +399,9 @@ class TaggingDataModule(L.LightningDataModule):
         self.prepare_vocab()
         return list(self._label_names)
 
-    # --- Lightning hooks ------------------------------------------------------------------------------------------
-    def setup(self, stage: str | None = None) -> None:
-        self.prepare_vocab()
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
-        for split in wanted.get(stage, ("train", "val", "test")):
-            if self.has_split(split):
-                self.encoded(split)
-
-    def _loader(self, stage: str, train: bool) -> DataLoader:
-        data = self.encoded(stage)
-        collate = TaggingCollator(self.vocab.pad_id)
-        batch_size = self.batch_size if train else self.eval_batch_size
-        if stage == "predict":
-            return DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate,
-                              num_workers=self.num_workers)
-        if self.bucketing or not train:
-            trainer = getattr(self, "trainer", None)
-            replicas = trainer.world_size if trainer is not None else None
-            rank = trainer.global_rank if trainer is not None else None
-            sampler = BucketBatchSampler(data.lengths, batch_size, shuffle=train, pool_batches=self.pool_batches,
-                                         num_replicas=replicas, rank=rank, seed=self.seed)
-            return DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
-        gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(data, batch_size=batch_size, shuffle=True, generator=gen, collate_fn=collate,
-                          num_workers=self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", train=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        if self.predict_file is None:
-            raise ValueError("set predict_file to predict")
-        return self._loader("predict", train=False)
+    def collate(self, data: EncodedTagging) -> TaggingCollator:
+        """Pads a batch of ``data`` (see the module docstring)."""
+        return TaggingCollator(self.vocab.pad_id)
 
     # --- writing predictions --------------------------------------------------------------------------------------
     def default_predictions_path(self) -> str:
