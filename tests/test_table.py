@@ -33,7 +33,8 @@ TINY = ["--model.init_args.embedding_size=8", "--model.init_args.hidden_size=12"
 
 def test_every_row_has_a_recipe_or_a_reason():
     for row in ROWS:
-        assert (row.recipe is not None) + (row.ngram_order is not None) + (row.not_run is not None) == 1, row.key
+        assert (row.recipe is not None) + (row.ngram_order is not None) + (row.snm_order is not None) + (
+            row.not_run is not None) == 1, row.key
         if row.recipe:
             assert (ROOT / "recipes" / "table" / row.recipe).is_file(), row.recipe
     assert [row.published for row in ROWS if row.key in ("kn5", "2x-lstm-proj")] == [67.6, 30.6]
@@ -51,12 +52,12 @@ def test_row_arguments_set_the_budget_and_the_corpus(tmp_path):
 def test_driver_runs_rows_stores_them_and_picks_them_up(tmp_path, monkeypatch, zipf_ptb):
     monkeypatch.setenv("RK_DATA_DIR", str(zipf_ptb))
     runs = tmp_path / "runs"
-    results = run_table("ptb", ["kn5", "lstm-adaptive"], budget_minutes=1, runs_dir=runs,
+    results = run_table("ptb", ["kn5", "snm", "lstm-adaptive"], budget_minutes=1, runs_dir=runs,
                         recipes_dir=ROOT / "recipes" / "table", extra_args=TINY)
     by_key = {r["row"]: r for r in results}
-    assert by_key["kn5"]["status"] == "done" and by_key["lstm-adaptive"]["status"] == "done"
-    assert by_key["rnn-maxent"]["status"] == "not run" and by_key["snm"]["status"] == "not run"
-    for key in ("kn5", "lstm-adaptive"):
+    assert all(by_key[key]["status"] == "done" for key in ("kn5", "snm", "lstm-adaptive"))
+    assert by_key["rnn-maxent"]["status"] == "not run"
+    for key in ("kn5", "snm", "lstm-adaptive"):
         stored = json.loads((runs / "ptb" / key / "result.json").read_text())
         assert 1 < stored["test_ppl"] < 10_000 and stored["params"] > 0
     assert by_key["lstm-adaptive"]["steps"] == 2
@@ -65,7 +66,8 @@ def test_driver_runs_rows_stores_them_and_picks_them_up(tmp_path, monkeypatch, z
     again = {r["row"]: r for r in run_table("ptb", ["kn5"], runs_dir=runs, recipes_dir=ROOT / "recipes" / "table")}
     assert again["kn5"]["test_ppl"] == 123.0
     page = markdown_section("ptb", load_results(runs, "ptb"))
-    assert "| **123.0** |" in page and "out of scope" in page
+    assert "| **123.0** |" in page and "rnn-maxent" not in page and "no stored result" in page
+    assert "matrix entries" in page  # the SNM row's size
 
 
 def test_command_writes_page_and_chart(tmp_path, monkeypatch, zipf_ptb):

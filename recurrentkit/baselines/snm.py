@@ -8,19 +8,21 @@ learned positive adjustment::
     M_fw = exp(A(f, w)) * C(f, w) / C(f, *)
     p(w | h) = (u / |V| + sum_{f in F(h)} M_fw) / (u + sum_{f in F(h)} sum_w' M_fw')
 
-``C(f, w)`` counts how often word w followed feature f in training and ``C(f, *) = sum_w C(f, w)``; ``u = exp(phi_u)``
+``C(f, w)`` counts how often word w followed feature f in training and ``C(f, *) = sum_w C(f, w)``; ``u = exp(theta_u)``
 weighs a uniform floor (a feature that fires everywhere, so that no word of the vocabulary gets probability 0). The
 adjustment is a linear model on unlexicalised metafeatures (Chelba & Pelemans found them as good as lexicalised ones)::
 
     A(f, w) = sum over the elementary metafeatures and all their pairwise conjunctions of theta
     elementary: t = feature template (e.g. "3-gram", "skip r=1 s=2"), c = bucket(C(f, *)),
-                d = bucket(number of distinct words seen after f), b = bucket(C(f, w))
+                d = bucket(number of distinct words seen after f), b = bucket(C(f, w)),
+                e = bucket(number of distinct words seen before w)   (Kneser-Ney's continuation count)
     bucket(x) = min(floor(resolution * log2 x), n_buckets - 1)
 
-The metaparameters theta are fitted by AdaGrad on the multinomial loss ``-log p(w | h)`` of held-out text, with the
-counts taken from the training text only. Because the metafeatures are unlexicalised, ``A`` is a table over
-``(t, c, d, b)`` cells, and a feature's normaliser ``sum_w' M_fw'`` is a sum over its few link-count buckets, so a
-full-batch gradient step costs a few ``bincount`` calls over the held-out (position, feature) pairs.
+The metaparameters theta are fitted by AdaGrad on the multinomial loss ``-log p(w | h)`` of held-out text (plus a
+small L2 penalty), with the counts taken from the training text only. Because the metafeatures are unlexicalised,
+``A`` is a table over ``(t, c, d, b, e)`` cells, and a feature's normaliser ``sum_w' M_fw'`` is a sum over its few
+``(b, e)`` buckets, so a full-batch gradient step costs a few ``bincount`` calls over the held-out (position,
+feature) pairs.
 
 Features are *templates*: ``r`` remote words, then ``s`` skipped words, then ``a`` adjacent words, then the predicted
 word. An n-gram context of k words is ``r=0, s=0, a=k`` (``"ngram:k"``; k = 0 is the unigram feature, which always
@@ -101,6 +103,19 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts - offsets, lengths) + np.arange(total)
 
 
+def _unique_counts(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values of ``key`` and their counts (a plain sort: faster than ``argsort`` when no inverse is
+    needed)."""
+    sk = np.sort(key)
+    if sk.size == 0:
+        return sk, np.empty(0, dtype=np.int64)
+    new = np.empty(sk.size, dtype=bool)
+    new[0] = True
+    np.not_equal(sk[1:], sk[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    return sk[starts], np.diff(np.append(starts, sk.size))
+
+
 def _find(sorted_keys: np.ndarray, key: np.ndarray) -> np.ndarray:
     """Index of each ``key`` in ``sorted_keys`` (-1 where absent or where ``key < 0``)."""
     if sorted_keys.size == 0:
@@ -138,13 +153,13 @@ class SparseNonNegativeLM(TokenModel):
         vocab: Sequence[str] | int | None = None,
         eos: str | int | None = None,
         unk: str | int | None = UNK,
-        resolution: int = 2,
+        resolution: int = 1,
         max_count: int = 2**16,
-        steps: int = 120,
+        steps: int = 60,
         lr: float = 0.3,
         heldout_fraction: float = 0.1,
         target_diversity: bool = True,
-        l2: float = 0.0,
+        l2: float = 1e-4,
     ) -> None:
         if not _is_int(order) or order < 1:
             raise ValueError(f"order must be an int >= 1, got {order!r}")
@@ -303,7 +318,7 @@ class SparseNonNegativeLM(TokenModel):
                 self._level_keys[t.adjacent].size, 1)
             if n_keys * B >= 2**62:
                 raise ValueError(f"template {t.name}: (feature, word) keys overflow int64; use fewer/shorter templates")
-            pk, _, _, pc = _group(key * B + seq[targets[idx]])
+            pk, pc = _unique_counts(key * B + seq[targets[idx]])
             fk_of_pair = pk // B
             new = np.ones(pk.size, dtype=bool)
             new[1:] = fk_of_pair[1:] != fk_of_pair[:-1]
