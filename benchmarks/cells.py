@@ -5,6 +5,11 @@ Usage::
     python benchmarks/cells.py                    # H=200 and H=650, 5 rounds
     python benchmarks/cells.py --hidden 650 --rounds 7 --compile   # add compile=True rows (slow cold compiles)
     python benchmarks/cells.py --quick            # H=200 only, 2 rounds, short ESN run
+    python benchmarks/cells.py --no-padded        # without the padded-batch rows
+
+Padded rows (``, padded``) run the same layer on a batch with ``lengths`` (seeded, between T/2 and T, the longest
+T), against ``nn.LSTM`` on the same batch packed with ``pack_padded_sequence``; they show whether a padded batch
+keeps its cell's fast path.
 
 Every round cycles through all configurations (interleaved), so a noisy neighbour slows every configuration of a
 round alike; each configuration's figure is the median over rounds of its mean time per iteration. Ratios are
@@ -37,11 +42,25 @@ class Config:
     label: str
     build: Callable[[], nn.Module]
     own: str | None = None
+    padded: bool = False
     times: list[float] = field(default_factory=list)
     module: nn.Module | None = None
 
 
-def _configs(hidden: int, compiled: bool) -> list[Config]:
+class Packed(nn.Module):
+    """A ``torch.nn`` RNN run on a padded batch through ``pack_padded_sequence`` (the reference of padded rows)."""
+
+    def __init__(self, rnn: nn.Module) -> None:
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, object]:
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+        out, state = self.rnn(packed)
+        return nn.utils.rnn.pad_packed_sequence(out, total_length=x.shape[0])[0], state
+
+
+def _configs(hidden: int, compiled: bool, padded: bool = True) -> list[Config]:
     def ref(kind: str) -> Callable[[], nn.Module]:
         return lambda: getattr(nn, kind)(hidden, hidden, LAYERS)
 
@@ -57,6 +76,12 @@ def _configs(hidden: int, compiled: bool) -> list[Config]:
             configs.append(Config(f"{name} (force_loop)", recurrent(name, force_loop=True), own=OWN_REFERENCE[name]))
     configs.append(Config("lstm(peepholes)", recurrent("lstm", peepholes=True), own="nn.LSTM"))
     configs.append(Config("lstm(layer_norm)", recurrent("lstm", layer_norm=True), own="nn.LSTM"))
+    if padded:
+        configs.append(Config("nn.LSTM, padded", lambda: Packed(ref("LSTM")()), padded=True))
+        for name in rk.list_cells():
+            configs.append(Config(f"{name}, padded", recurrent(name), own="nn.LSTM, padded", padded=True))
+        configs.append(Config("lstm(peepholes), padded", recurrent("lstm", peepholes=True), own="nn.LSTM, padded",
+                              padded=True))
     if compiled:
         for label, build in [("leaky", recurrent("leaky", compile=True)),
                              ("jordan", recurrent("jordan", compile=True)),
@@ -66,8 +91,8 @@ def _configs(hidden: int, compiled: bool) -> list[Config]:
     return configs
 
 
-def _step(module: nn.Module, x: torch.Tensor) -> None:
-    output = module(x)[0]
+def _step(module: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None = None) -> None:
+    output = module(x)[0] if lengths is None else module(x, lengths=lengths)[0]
     output.pow(2).mean().backward()
     for p in module.parameters():
         p.grad = None
@@ -78,34 +103,42 @@ CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
 clock = time.perf_counter
 
 
-def _time(module: nn.Module, x: torch.Tensor, min_seconds: float) -> float:
+def _time(module: nn.Module, x: torch.Tensor, min_seconds: float, lengths: torch.Tensor | None = None) -> float:
     """Mean seconds per forward+backward over at least ``min_seconds`` (and at least 2 iterations)."""
     iterations, start = 0, clock()
     while True:
-        _step(module, x)
+        _step(module, x, lengths)
         iterations += 1
         elapsed = clock() - start
         if elapsed >= min_seconds and iterations >= 2:
             return elapsed / iterations
 
 
-def bench_cells(hidden: int, rounds: int, compiled: bool, min_seconds: float) -> list[Config]:
+def padded_lengths(batch: int = BATCH, steps: int = STEPS, seed: int = 0) -> torch.Tensor:
+    """Seeded lengths between ``steps // 2`` and ``steps``, the longest exactly ``steps``."""
+    lengths = torch.randint(steps // 2, steps + 1, (batch,), generator=torch.Generator().manual_seed(seed))
+    lengths[0] = steps
+    return lengths
+
+
+def bench_cells(hidden: int, rounds: int, compiled: bool, min_seconds: float, padded: bool = True) -> list[Config]:
     """Time every configuration at one hidden size; returns the configurations with their per-round times."""
     torch.manual_seed(0)
     x = torch.randn(STEPS, BATCH, hidden, requires_grad=True)  # as below a trainable embedding (esn needs it)
-    configs = _configs(hidden, compiled)
+    lengths = padded_lengths()
+    configs = _configs(hidden, compiled, padded)
     for config in configs:  # build + warm up (and compile) before any timing
         config.module = config.build()
         for _ in range(2):
-            _step(config.module, x)
+            _step(config.module, x, lengths if config.padded else None)
     for _ in range(rounds):
         for config in configs:
-            config.times.append(_time(config.module, x, min_seconds))
+            config.times.append(_time(config.module, x, min_seconds, lengths if config.padded else None))
     return configs
 
 
 def table(configs: list[Config], hidden: int) -> str:
-    """Markdown table of tokens/s and time ratios."""
+    """Markdown table of tokens/s and time ratios (a padded row's "own" reference is nn.LSTM on the packed batch)."""
     median = {c.label: statistics.median(c.times) for c in configs}
     lines = [f"H={hidden}, B={BATCH}, T={STEPS}, {LAYERS} layers, forward+backward",
              "", "| config | ms/iter | tokens/s | vs own torch.nn | vs nn.LSTM | vs nn.RNN(tanh) |",
@@ -141,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compile", action="store_true",
                         help="add compile=True rows for leaky, jordan, lstm(peepholes), lstm(layer_norm)")
     parser.add_argument("--no-compile", action="store_true", help="no compile=True rows (the default)")
+    parser.add_argument("--no-padded", action="store_true", help="no padded-batch rows")
     parser.add_argument("--min-seconds", type=float, default=0.3, help="timing window per config and round")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
@@ -158,7 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
           f", cells: {', '.join(rk.list_cells())}; {rounds} interleaved rounds, medians, {args.clock} clock\n")
     for size in hidden:
-        print(table(bench_cells(size, rounds, compiled, args.min_seconds), size), "\n", flush=True)
+        configs = bench_cells(size, rounds, compiled, args.min_seconds, padded=not args.no_padded)
+        print(table(configs, size), "\n", flush=True)
     esn_steps = args.esn_steps or (1000 if args.quick else 5000)
     rate, _ = bench_esn(esn_steps, max(rounds, 3))
     print(f"esn: 1000 units, 10% density, one sequence of {esn_steps} steps, no_grad: {rate:,.0f} steps/s "

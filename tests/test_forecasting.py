@@ -135,3 +135,22 @@ def test_recipes_instantiate(recipe):
 def test_recipes_exist():
     assert {p.name for p in RECIPES} >= {"mackey-glass.yaml", "narma10.yaml", "sine-transform.yaml",
                                          "leaky-bptt-mackey-glass.yaml"}
+
+
+@pytest.mark.parametrize("task_class, kwargs", [
+    (ForecastingTask, {"cell": "leaky", "hidden_size": 8, "cell_kwargs": {"alpha": 0.5}}),
+    (ReservoirTask, {"hidden_size": 20, "spectral_radius": 0.8, "washout": 10, "seed": 3}),
+])
+def test_load_from_checkpoint_rebuilds_the_model(task_class, kwargs, tmp_path):
+    """The forwarded model arguments are saved as hyperparameters, so a checkpoint rebuilds the same network."""
+    model = task_class(**kwargs)
+    data = SineTransformDataModule(n_timesteps=300, period=30, target="cosine", test_size=0.2, window=40,
+                                   batch_size=4)
+    trainer = _trainer(max_epochs=1)
+    trainer.fit(model, datamodule=data)
+    path = tmp_path / "task.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = task_class.load_from_checkpoint(path)
+    assert {k: loaded.hparams[k] for k in kwargs} == kwargs
+    x, _, _ = data.split("val")
+    torch.testing.assert_close(loaded(x[None])[0], model(x[None])[0])

@@ -121,60 +121,15 @@ def test_fast_path_is_used_only_when_it_computes_the_same_thing():
     assert fused_mode_of(rk.Recurrent("lstm", I, H).layers[0]) == "LSTM"
     assert fused_mode_of(rk.Recurrent("lstm", I, H, peepholes=True).layers[0]) is None
     assert fused_mode_of(rk.Recurrent("elman", I, H, nonlinearity="relu").layers[0]) == "RNN_RELU"
+    assert fused_mode_of(rk.Recurrent("elman", I, H, nonlinearity="sigmoid").layers[0]) is None
     assert fused_mode_of(rk.Recurrent("gru", I, H).layers[0]) == "GRU"
-    for name in ("jordan", "leaky", "simplified_gru", "esn"):
-        assert fused_mode_of(rk.Recurrent(name, I, H).layers[0]) is None
+    mixed = rk.Recurrent("lstm", I, H, bidirectional=True)
+    mixed.layers[0][1] = rk.create_cell("lstm", I, H, proj_size=2)  # directions that can't share one kernel call
+    assert fused_mode_of(mixed.layers[0]) is None
 
 
-# --- every cell: state carry and lengths -----------------------------------------------------------------------------
-CELLS = rk.list_cells()
 
-
-@pytest.mark.parametrize("force_loop", [False, True], ids=["default", "loop"])
-@pytest.mark.parametrize("name", CELLS)
-def test_state_carry_two_halves_equal_one_pass(name, force_loop):
-    layer = rk.Recurrent(name, I, H, num_layers=2, force_loop=force_loop)
-    x = torch.randn(T, B, I)
-    full, full_state = layer(x)
-    first, state = layer(x[:3])
-    second, second_state = layer(x[3:], rk.detach_state(state))
-    torch.testing.assert_close(torch.cat([first, second]), full, atol=1e-5, rtol=1e-5)
-    for a, b in zip(second_state, full_state):
-        for ta, tb in zip(a, b):
-            torch.testing.assert_close(ta, tb, atol=1e-5, rtol=1e-5)
-
-
-def _one_by_one(layer: rk.Recurrent, x: torch.Tensor, lengths: list[int]):
-    """Each sequence alone, unpadded: the ground truth for padded batches."""
-    outs, finals = [], []
-    for b, n in enumerate(lengths):
-        out, final = layer(x[:n, b:b + 1])
-        outs.append(out[:, 0])
-        finals.append(final)
-    return outs, finals
-
-
-@pytest.mark.parametrize("force_loop", [False, True], ids=["default", "loop"])
-@pytest.mark.parametrize("name", CELLS)
-def test_lengths_match_each_sequence_run_alone_bidirectional(name, force_loop):
-    layer = rk.Recurrent(name, I, H, num_layers=2, bidirectional=True, force_loop=force_loop)
-    x = torch.randn(T, B, I)
-    out, final = layer(x, lengths=torch.tensor(LENGTHS))
-    alone_out, alone_final = _one_by_one(layer, x, LENGTHS)
-    for b, n in enumerate(LENGTHS):
-        torch.testing.assert_close(out[:n, b], alone_out[b], atol=1e-5, rtol=1e-5)
-        assert out[n:, b].abs().max() == 0 if n < T else True
-        for ours, alone in zip(final, alone_final[b]):
-            for ta, tb in zip(ours, alone):
-                torch.testing.assert_close(ta[b:b + 1], tb, atol=1e-5, rtol=1e-5)
-    # the values at padded positions change nothing; lengths as a list work like a tensor
-    noisy = x.clone()
-    noisy[torch.arange(T).unsqueeze(1) >= torch.tensor(LENGTHS)] = 1e3
-    noisy_out, noisy_final = layer(noisy, lengths=LENGTHS)
-    torch.testing.assert_close(noisy_out, out)
-    for a, b in zip(noisy_final, final):
-        for ta, tb in zip(a, b):
-            torch.testing.assert_close(ta, tb)
+# state carry and padded batches of every registered cell: test_cells.py::test_check_cell (recurrentkit.testing)
 
 
 def test_full_lengths_equal_no_lengths():
@@ -184,7 +139,7 @@ def test_full_lengths_equal_no_lengths():
 
 
 # --- stacking options -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["lstm", "leaky", "simplified_gru", "jordan"])
+@pytest.mark.parametrize("name", rk.list_cells())
 def test_learned_initial_state_gets_gradients(name):
     layer = rk.Recurrent(name, I, H, num_layers=2, bidirectional=True, learn_initial_state=True)
     init_params = list(layer.initial_states.parameters())

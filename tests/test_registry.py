@@ -23,7 +23,7 @@ def test_built_in_cells_are_registered():
 def test_list_cells_fnmatch_and_natural_sort():
     names = ["zz_cell10", "zz_cell2", "zz_cell1"]
     for name in names:
-        rk.register_cell(name)(type(name, (rk.RecurrentCell,), {}))
+        rk.register_cell(name)(type(name, (rk.get_cell_class("elman"),), {}))
     try:
         assert rk.list_cells("zz_cell*") == ["zz_cell1", "zz_cell2", "zz_cell10"]
         assert rk.list_cells("zz_cell?") == ["zz_cell1", "zz_cell2"]
@@ -60,6 +60,75 @@ def test_duplicate_and_invalid_registrations_raise():
     with pytest.raises(TypeError, match="RecurrentCell subclass"):
         rk.register_cell("not_a_cell")(nn.Linear)
     assert "not_a_cell" not in rk.list_cells()
+
+
+def _state_class():
+    from typing import NamedTuple as _NT
+
+    return _NT("SomeState", [("h", Tensor)])
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({}, "has no state_type"),
+    ({"state_type": dict}, "state_type must be a NamedTuple class"),
+    ({"state_type": "SomeState"}, "state_type must be a NamedTuple class"),
+    ({"state_type": _state_class()}, "must implement project_input"),
+    ({"state_type": _state_class(), "project_input": lambda self, x: x}, "must implement step"),
+    ({"state_type": _state_class(), "project_input": lambda self, x: x, "recurrent_weight": lambda self: None},
+     "must implement step"),
+    ({"state_type": _state_class(), "project_input": lambda self, x: x, "step": lambda self, u, s: (u, s),
+      "feedback": "hidden"}, "feedback must be"),
+    ({"state_type": _state_class(), "project_input": lambda self, x: x, "step": lambda self, u, s: (u, s),
+      "kernel": object}, "kernel must be a SequenceKernel"),
+    ({"state_type": _state_class(), "project_input": lambda self, x: x, "step": lambda self, u, s: (u, s),
+      "forward_sequence": lambda self, x, s: (x, s)}, "declare its whole-sequence loop"),
+])
+def test_registration_validates_the_class(body, message):
+    cls = type("BrokenCell", (rk.RecurrentCell,), {"__module__": "user_cells", **body})
+    with pytest.raises(TypeError, match=message) as info:
+        rk.register_cell("broken_cell")(cls)
+    assert "user_cells.BrokenCell" in str(info.value)  # the error names the class
+    assert "broken_cell" not in rk.list_cells()
+    with pytest.raises(TypeError, match=message):  # a class handed to Recurrent directly is checked the same way
+        rk.Recurrent(cls, 3, 4)
+
+
+def test_built_cells_are_checked_for_their_sizes():
+    class TwoFields(NamedTuple):
+        h: Tensor
+        c: Tensor
+
+    class ForgotStateSize(rk.get_cell_class("elman")):
+        state_type = TwoFields  # two fields, but state_size still has one entry
+
+    with pytest.raises(TypeError, match=r"ForgotStateSize.state_size must be a tuple of 2 positive ints"):
+        rk.Recurrent(ForgotStateSize, 3, 4)
+    rk.register_cell("forgot_state_size")(ForgotStateSize)
+    try:
+        with pytest.raises(TypeError, match="state_size"):
+            rk.create_cell("forgot_state_size", 3, 4)
+    finally:
+        rk.unregister_cell("forgot_state_size")
+
+
+def test_cell_info_reads_the_class_own_docstring():
+    class Undocumented(rk.get_cell_class("elman")):
+        pass
+
+    class Documented(rk.get_cell_class("elman")):
+        """My cell: ``h_t = tanh(W x_t + U h_{t-1})``.
+
+        More text.
+        """
+
+    for name, cls in (("undocumented_cell", Undocumented), ("documented_cell", Documented)):
+        rk.register_cell(name)(cls)
+    try:
+        assert rk.get_cell_info("undocumented_cell").summary == ""  # not ElmanCell's, inherited
+        assert rk.get_cell_info("documented_cell").summary == "My cell: ``h_t = tanh(W x_t + U h_{t-1})``."
+    finally:
+        rk.unregister_cell("undocumented_cell")
+        rk.unregister_cell("documented_cell")
 
 
 def test_create_cell_reports_accepted_kwargs():

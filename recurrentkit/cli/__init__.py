@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     from_command_line = argv is None
     args = sys.argv[1:] if argv is None else list(argv)
     command = args[0] if args else "--help"
+    from ..cells.plugins import load_entry_points
+
+    load_entry_points()  # installed packages' cells (entry-point group `recurrentkit.cells`) register before use
     if command in ("-V", "--version", "version", "cells"):
         import recurrentkit as rk
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 LINKED_SIZES = ("vocab_size", "num_classes", "input_size", "output_size", "char_level", "pad_id", "char_vocab_size",
-                "label_names")
+                "label_names", "src_vocab_size", "tgt_vocab_size")
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
@@ -86,7 +86,7 @@ def _make_cli_class():
             parser.add_argument("--predictions_file", type=str | None, default=None,
                                 help="predict: where to write the predictions (default: next to "
                                      "data.predict_file, as <name>.predictions.tsv, or .predictions.conllu for "
-                                     "a tagger reading CoNLL-U)")
+                                     "a tagger reading CoNLL-U, or <name>.translations.txt for translation)")
             parser.add_argument("--threads", type=int | None, default=None,
                                 help="torch.set_num_threads before anything is built (1 is often fastest on a "
                                      "shared CPU)")

@@ -9,7 +9,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {"RNNLanguageModel": ".lm", "RecurrentClassifier": ".classifier", "RecurrentTagger": ".tagger",
-            "RecurrentRegressor": ".regressor", "EchoStateNetwork": ".esn"}
+            "RecurrentRegressor": ".regressor", "EchoStateNetwork": ".esn", "Seq2Seq": ".seq2seq"}
 
 __all__ = sorted(_EXPORTS)
 

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from ..cells.base import RecurrentCell, State
 from ..cells.kernels import choose_path, records_grad, run_path, step_loop
-from ..cells.registry import create_cell
+from ..cells.registry import create_cell, validate_cell, validate_cell_class
 from .fused import fused_stack_mode, run_fused_layer, run_fused_stack
 
 CellSpec = Union[str, Callable[..., RecurrentCell]]
@@ -43,8 +43,9 @@ class Recurrent(nn.Module):
     """Runs any :class:`~recurrentkit.RecurrentCell` over a sequence.
 
     Args:
-        cell: a registered cell name (``"lstm"``), a cell class or factory ``f(input_size, hidden_size, **kw)``,
-            or a list of those, one per layer.
+        cell: a registered cell name (``"lstm"``), an import path (``"my_package.cells:MinimalRNN"`` or
+            ``"path/to/my_cells.py:MinimalRNN"``), a cell class or factory ``f(input_size, hidden_size, **kw)``, or a
+            list of those, one per layer.
         input_size: features of the input.
         hidden_size: hidden units of every layer (a layer's entry in ``layer_kwargs`` may override it).
         num_layers: stacked layers; layer ``l+1`` reads layer ``l``'s outputs (both directions concatenated).
@@ -113,11 +114,14 @@ class Recurrent(nn.Module):
         if isinstance(spec, str):
             return create_cell(spec, input_size, hidden_size, **kwargs)
         if callable(spec):
+            if isinstance(spec, type) and issubclass(spec, RecurrentCell):
+                validate_cell_class(spec)
             built = spec(input_size, hidden_size, **kwargs)
             if not isinstance(built, RecurrentCell):
                 raise TypeError(f"cell factory {spec!r} returned {type(built).__name__}, not a RecurrentCell")
-            return built
-        raise TypeError(f"cell must be a registered name or a factory, got {type(spec).__name__}")
+            return validate_cell(built)
+        raise TypeError(f"cell must be a registered name, an import path ('package.module:Class'), a cell class or "
+                        f"a factory, got {type(spec).__name__}")
 
     def cells(self) -> list[RecurrentCell]:
         """All cells, layer-major, forward direction first (the order of the state list)."""

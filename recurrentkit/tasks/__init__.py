@@ -14,6 +14,7 @@ _EXPORTS = {
     "ForecastingTask": ".forecasting",
     "ReservoirTask": ".reservoir",
     "SequenceTaggingTask": ".tagging",
+    "Seq2SeqTask": ".seq2seq",
     "Task": ".base",
     "Word2VecTask": ".word2vec",
 }

@@ -50,7 +50,10 @@ class ReservoirTask(ForecastingTask):
             raise ValueError(f"readout_training must be 'ridge' or 'sgd', got {readout_training!r}")
         # the base Task, not ForecastingTask.__init__: the network is an EchoStateNetwork, not a RecurrentRegressor
         Task.__init__(self, optimizer if readout_training == "sgd" else None, lr_scheduler)
-        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        # given explicitly: Lightning reads a frame's arguments only from an __init__ that calls super()
+        self.save_hyperparameters({"input_size": input_size, "output_size": output_size,
+                                   "readout_training": readout_training, "washout": washout,
+                                   "generate_steps": generate_steps, **model_kwargs})
         self.set_network(EchoStateNetwork(input_size, output_size, **model_kwargs), washout, generate_steps)
         self.readout_training = readout_training
         self.automatic_optimization = readout_training == "sgd"

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
@@ -19,9 +18,8 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ..metrics.entities import EntityScores, detect_scheme
 from ..models.tagger import RecurrentTagger, lengths_mask
+from .base import STAGES, Task
 
-CHECKPOINT_KEY = "recurrentkit"
-STAGES = ("train", "val", "test")
 IGNORE_INDEX = -100
 
 
@@ -33,7 +31,7 @@ def _unpack(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor
     return batch["input_ids"], batch.get("lengths"), batch.get("chars"), batch.get("labels")
 
 
-class SequenceTaggingTask(L.LightningModule):
+class SequenceTaggingTask(Task):
     """Part-of-speech tagging, named-entity recognition, chunking... with any registered cell.
 
     The model's arguments (``cell``, ``embedding_size``, ``hidden_size``, ``num_layers``, ``dropout``,
@@ -57,11 +55,10 @@ class SequenceTaggingTask(L.LightningModule):
     def __init__(self, vocab_size: int, num_classes: int, char_vocab_size: int = 0,
                  label_names: list[str] | None = None, optimizer: OptimizerCallable = torch.optim.Adam,
                  lr_scheduler: LRSchedulerCallable | None = None, **model_kwargs: Any) -> None:
-        super().__init__()
+        super().__init__(optimizer, lr_scheduler)
         if label_names is not None and len(label_names) != num_classes:
             raise ValueError(f"{len(label_names)} label_names for num_classes={num_classes}")
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
         self.model = RecurrentTagger(vocab_size, num_classes, char_vocab_size=char_vocab_size, **model_kwargs)
         self.label_names = list(label_names) if label_names is not None else [str(i) for i in range(num_classes)]
         self.scheme = detect_scheme(self.label_names)
@@ -81,16 +78,18 @@ class SequenceTaggingTask(L.LightningModule):
 
     # --- preprocessing that travels with the checkpoint -----------------------------------------------------------
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if stage == "fit" and hasattr(datamodule, "preprocessing_state"):
-            self.preprocessing = datamodule.preprocessing_state()
+        if stage == "fit" and hasattr(self.datamodule, "preprocessing_state"):
+            self.preprocessing = self.datamodule.preprocessing_state()
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.preprocessing is not None:
-            checkpoint[CHECKPOINT_KEY] = self.preprocessing
+    def checkpoint_extras(self) -> dict[str, Any]:
+        """``vocab``, ``char_vocab``, ``label_names``, ``lowercase``, ``max_word_length`` (the data module's
+        ``preprocessing_state()``), so :meth:`tag` works from a checkpoint alone."""
+        return {**super().checkpoint_extras(), **(self.preprocessing or {})}
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.preprocessing = checkpoint.get(CHECKPOINT_KEY) or self.preprocessing
+    def load_checkpoint_extras(self, extras: dict[str, Any]) -> None:
+        super().load_checkpoint_extras(extras)
+        if "vocab" in extras:
+            self.preprocessing = dict(extras)
 
     # --- forward and steps ----------------------------------------------------------------------------------------
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None,
@@ -155,17 +154,6 @@ class SequenceTaggingTask(L.LightningModule):
         if "index" in batch:
             out["index"] = batch["index"]
         return out
-
-    def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(params)
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer)
-        config: dict[str, Any] = {"scheduler": scheduler, "interval": "epoch"}
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            config["monitor"] = getattr(scheduler, "monitor", None) or self.monitor
-        return {"optimizer": optimizer, "lr_scheduler": config}
 
     # --- raw tokens -----------------------------------------------------------------------------------------------
     @torch.no_grad()
