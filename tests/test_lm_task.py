@@ -341,7 +341,7 @@ def test_text_sample_logger_prints_and_logs(tmp_path, capsys):
         trainer.fit(task, StreamLoader(_corpus(100), 2, 10), StreamLoader(_corpus(60), 2, 10))
     assert len(sampler.samples) == 2 and len(good.tables) == 2
     key, columns, data = good.tables[-1]
-    assert key == "samples" and columns == ["epoch", "step", "prompt", "text"]
+    assert key == "val/samples" and columns == ["epoch", "step", "prompt", "text"]
     assert data[0][3] == task.generate("ab", 12, temperature=0.8, seed=7 + 1)
     assert data[0][3] in capsys.readouterr().out
 

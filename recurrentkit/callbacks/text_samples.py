@@ -27,7 +27,7 @@ class TextSampleLogger(Callback):
 
     def __init__(self, prompt: str = "\n", max_new_tokens: int = 200, temperature: float = 0.8,
                  top_k: int | None = None, seed: int = 0, every_n_epochs: int = 1, print_sample: bool = True,
-                 key: str = "samples") -> None:
+                 key: str = "val/samples") -> None:
         super().__init__()
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
