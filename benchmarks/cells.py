@@ -6,6 +6,7 @@ Usage::
     python benchmarks/cells.py --hidden 650 --rounds 7 --compile   # add compile=True rows (slow cold compiles)
     python benchmarks/cells.py --quick            # H=200 only, 2 rounds, short ESN run
     python benchmarks/cells.py --no-padded        # without the padded-batch rows
+    python benchmarks/cells.py --parallel-only --threads 1 --clock process   # only the min_gru/min_lstm rows
 
 Padded rows (``, padded``) run the same layer on a batch with ``lengths`` (seeded, between T/2 and T, the longest
 T), against ``nn.LSTM`` on the same batch packed with ``pack_padded_sequence``; they show whether a padded batch
@@ -151,6 +152,47 @@ def table(configs: list[Config], hidden: int) -> str:
     return "\n".join(lines)
 
 
+PARALLEL = {"batch": 16, "hidden": 512, "layers": 2, "steps": (35, 1024)}
+PARALLEL_GOALS = {35: 0.5, 1024: 0.25}  # issue 15: min_gru/min_lstm time / nn.LSTM time
+
+
+def bench_parallel(steps: int, rounds: int, min_seconds: float, device: str = "cpu") -> list[Config]:
+    """The cells that train in parallel over time (min_gru, min_lstm) against ``nn.LSTM`` (cuDNN on a GPU): B=16,
+    H=512, 2 layers, forward + backward, interleaved rounds."""
+    batch, hidden, layers = PARALLEL["batch"], PARALLEL["hidden"], PARALLEL["layers"]
+    torch.manual_seed(0)
+    x = torch.randn(steps, batch, hidden, device=device, requires_grad=True)
+    configs = [Config("nn.LSTM", lambda: nn.LSTM(hidden, hidden, layers))]
+    configs += [Config(name, lambda name=name: rk.Recurrent(name, hidden, hidden, num_layers=layers))
+                for name in ("min_gru", "min_lstm")]
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    for config in configs:
+        config.module = config.build().to(device)
+        for _ in range(2):
+            _step(config.module, x)
+    for _ in range(rounds):
+        for config in configs:
+            sync()
+            config.times.append(_time(config.module, x, min_seconds))
+            sync()
+    return configs
+
+
+def parallel_table(results: dict[int, list[Config]], device: str) -> str:
+    """Markdown rows: ms/iter and the ratio against nn.LSTM measured in the same run, with the goal."""
+    batch, hidden, layers = PARALLEL["batch"], PARALLEL["hidden"], PARALLEL["layers"]
+    lines = [f"Parallel-in-time cells: B={batch}, H={hidden}, {layers} layers, forward+backward, {device}", "",
+             "| T | config | ms/iter | tokens/s | vs nn.LSTM | goal |", "|---:|---|---:|---:|---:|---:|"]
+    for steps, configs in results.items():
+        median = {c.label: statistics.median(c.times) for c in configs}
+        for c in configs:
+            t = median[c.label]
+            goal = "-" if c.label == "nn.LSTM" else f"<= {PARALLEL_GOALS.get(steps, float('nan')):.2f}x"
+            lines.append(f"| {steps} | {c.label} | {t * 1e3:.1f} | {batch * steps / t:,.0f} | "
+                         f"{t / median['nn.LSTM']:.2f}x | {goal} |")
+    return "\n".join(lines)
+
+
 def bench_esn(steps: int, rounds: int, units: int = 1000, density: float = 0.1) -> tuple[float, list[float]]:
     """Median steps/s of an ESN (``units`` units, ``density``) over one sequence of ``steps`` steps, no grad."""
     torch.manual_seed(0)
@@ -180,6 +222,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="'process': CPU time of this process, robust to a busy machine (use with --threads 1)")
     parser.add_argument("--esn-steps", type=int, default=None, help="ESN sequence length (default 5000)")
+    parser.add_argument("--parallel-only", action="store_true",
+                        help="only the min_gru/min_lstm rows (T=35 and T=1024, B=16, H=512, against nn.LSTM)")
+    parser.add_argument("--parallel-steps", type=int, nargs="+", default=list(PARALLEL["steps"]),
+                        help="sequence lengths of the min_gru/min_lstm rows (default 35 1024)")
+    parser.add_argument("--device", default="cpu", help="device of the min_gru/min_lstm rows (cuda: vs cuDNN)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -191,6 +238,10 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
           f", cells: {', '.join(rk.list_cells())}; {rounds} interleaved rounds, medians, {args.clock} clock\n")
+    parallel = {steps: bench_parallel(steps, rounds, args.min_seconds, args.device) for steps in args.parallel_steps}
+    print(parallel_table(parallel, args.device), "\n", flush=True)
+    if args.parallel_only:
+        return
     for size in hidden:
         configs = bench_cells(size, rounds, compiled, args.min_seconds, padded=not args.no_padded)
         print(table(configs, size), "\n", flush=True)

@@ -189,3 +189,26 @@ def test_bad_options_raise():
         rk.create_cell("min_lstm", 2, 3, chunk_size=0)
     with pytest.raises(NotImplementedError, match="coefficients"):
         LinearRecurrentCell(2, 3).coefficients(torch.zeros(1, 3))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hand_written_coefficient_backward_equals_autograd(name, monkeypatch):
+    torch.manual_seed(7)
+    cell = rk.create_cell(name, 3, 4).double()
+    x = torch.randn(11, 2, 3, dtype=torch.double) * 3  # pre-activations on both sides of g's kink
+    h0 = torch.randn(2, 4, dtype=torch.double, requires_grad=True)
+    mask = torch.arange(11).unsqueeze(1) < torch.tensor([11, 6])
+    layer_input = x.requires_grad_()
+
+    def run(x, h0):
+        out, final = rk.cells.kernels.run_path("kernel", cell, x, cell.state_type(h0), mask)
+        return out, final.h
+
+    assert torch.autograd.gradcheck(run, (layer_input, h0))
+    grad = torch.randn(11, 2, 4, dtype=torch.double)
+    inputs = (layer_input, h0, *cell.parameters())
+    ours = torch.autograd.grad(run(layer_input, h0)[0], inputs, grad)
+    monkeypatch.setattr(cell, "coefficients_backward", None)  # the generic path: autograd through coefficients()
+    generic = torch.autograd.grad(run(layer_input, h0)[0], inputs, grad)
+    for a, b in zip(ours, generic):
+        torch.testing.assert_close(a, b)

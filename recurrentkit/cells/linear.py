@@ -94,6 +94,10 @@ class LinearRecurrentCell(RecurrentCell):
         """``(a, b)``, each shaped like the state (``[..., hidden_size]``), from the projected input ``u``."""
         raise NotImplementedError(f"{type(self).__name__} must implement coefficients(u) -> (a, b)")
 
+    #: Optional hand-written ``coefficients_backward(u, grad_a, grad_b, out)``: writes ``dL/du`` into ``out`` given
+    #: ``dL/da`` and ``dL/db``. Only for coefficients that read no parameter; ``None``: autograd (recomputed per block).
+    coefficients_backward = None
+
     def log_coefficients(self, u: Tensor) -> tuple[Tensor, Tensor]:
         """``(log a, log b)`` for ``scan="log"``; the default takes the log of :meth:`coefficients` (``a, b > 0``)."""
         a, b = self.coefficients(u)

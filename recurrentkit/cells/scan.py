@@ -216,18 +216,28 @@ def _masked_coefficients(coefficients, u: Tensor, keep: Tensor | None, dtype: to
     return a.to(dtype), b.to(dtype)
 
 
-def _scan_blocks(cell, mask: Tensor | None, block: int, chunk: int | None, u: Tensor, h0: Tensor) -> Tensor:
-    """The forward pass, block by block, without a graph."""
+def _scan_blocks(cell, mask: Tensor | None, block: int, chunk: int | None, u: Tensor, h0: Tensor,
+                 keep_a: bool = False) -> tuple[Tensor, Tensor | None]:
+    """The forward pass, block by block, without a graph; with ``keep_a`` also every step's ``a``."""
     steps = u.shape[0]
     out = h0.new_empty(steps, *h0.shape)
+    all_a = torch.empty_like(out) if keep_a else None
     h = h0
     for start in range(0, steps, block):
         stop = min(start + block, steps)
         keep = None if mask is None else mask[start:stop].unsqueeze(-1)
         a, b = _masked_coefficients(cell.coefficients, u[start:stop], keep, h0.dtype)
         _scan(a, b, h, _default_chunk(b) if chunk is None else chunk, out=out[start:stop])
+        if all_a is not None:
+            all_a[start:stop] = a
         h = out[stop - 1]
-    return out
+    return out, all_a
+
+
+def _hand_written_backward(cell):
+    """The cell's ``coefficients_backward(u, grad_a, grad_b, out)`` when it has one and its coefficients read no
+    parameter (then ``dL/du`` is all the coefficients pass on), else ``None``."""
+    return getattr(cell, "coefficients_backward", None)
 
 
 class _CoefficientScan(torch.autograd.Function):
@@ -243,24 +253,25 @@ class _CoefficientScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cell, names: tuple[str, ...], mask: Tensor | None, block: int, chunk: int | None, u: Tensor,
                 h0: Tensor, *params: Tensor) -> Tensor:
-        out = _scan_blocks(cell, mask, block, chunk, u, h0)
+        vjp = _hand_written_backward(cell)
+        out, all_a = _scan_blocks(cell, mask, block, chunk, u, h0, keep_a=vjp is not None)
         ctx.cell, ctx.names, ctx.mask, ctx.block, ctx.chunk = cell, names, mask, block, chunk
-        ctx.save_for_backward(u, h0, out, *params)
+        ctx.save_for_backward(u, h0, out, all_a, *params)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
-        u, h0, out, *params = ctx.saved_tensors
+        u, h0, out, all_a, *params = ctx.saved_tensors
         cell, names = ctx.cell, ctx.names
         current = dict(cell.named_parameters())
         if any(current.get(n) is not p for n, p in zip(names, params)):  # e.g. under torch.func.functional_call
             with torch.nn.utils.stateless._reparametrize_module(cell, dict(zip(names, params))):
-                return _CoefficientScan._backward(ctx, cell, u, h0, out, params, grad_out)
-        return _CoefficientScan._backward(ctx, cell, u, h0, out, params, grad_out)
+                return _CoefficientScan._backward(ctx, cell, u, h0, out, all_a, params, grad_out)
+        return _CoefficientScan._backward(ctx, cell, u, h0, out, all_a, params, grad_out)
 
     @staticmethod
-    def _backward(ctx, cell, u, h0, out, params, grad_out):
+    def _backward(ctx, cell, u, h0, out, all_a, params, grad_out):
         need_u, need_h0 = ctx.needs_input_grad[5], ctx.needs_input_grad[6]
         need_params = ctx.needs_input_grad[7:]
         trainable = [p for p, need in zip(params, need_params) if need]
@@ -270,9 +281,12 @@ class _CoefficientScan(torch.autograd.Function):
         for start in reversed(range(0, steps, ctx.block)):
             stop = min(start + ctx.block, steps)
             keep = None if ctx.mask is None else ctx.mask[start:stop].unsqueeze(-1)
-            with torch.enable_grad():
-                u_block = u[start:stop].detach().requires_grad_(need_u)
-                a, b = _masked_coefficients(cell.coefficients, u_block, keep, out.dtype)
+            if all_a is not None:  # hand-written: a was kept, dL/du comes from the cell's coefficients_backward
+                a = all_a[start:stop]
+            else:
+                with torch.enable_grad():
+                    u_block = u[start:stop].detach().requires_grad_(need_u)
+                    a, b = _masked_coefficients(cell.coefficients, u_block, keep, out.dtype)
             g = grad_out[start:stop]
             if carry is not None:
                 g = g.clone()
@@ -284,6 +298,13 @@ class _CoefficientScan(torch.autograd.Function):
             torch.mul(grad_h[1:], out[start:stop - 1], out=grad_a[1:])
             torch.mul(grad_h[0], previous, out=grad_a[0])
             carry = grad_h[0] * a[0].detach()
+            if all_a is not None:
+                if need_u:
+                    if keep is not None:  # padded steps: a = 1, b = 0 are constants
+                        grad_a.masked_fill_(~keep, 0.0)
+                        grad_h.masked_fill_(~keep, 0.0)
+                    cell.coefficients_backward(u[start:stop], grad_a, grad_h, out=grad_u[start:stop])
+                continue
             inputs = ([u_block] if need_u else []) + trainable
             if inputs:
                 grads = torch.autograd.grad((a, b), inputs, (grad_a, grad_h), allow_unused=True)
@@ -319,4 +340,4 @@ def scan_coefficients(cell, u: Tensor, h0: Tensor, mask: Tensor | None = None, *
         return _CoefficientScan.apply(cell, tuple(n for n, _ in named), mask, block, chunk_size, u, h0,
                                       *(p for _, p in named))
     with torch.no_grad():
-        return _scan_blocks(cell, mask, block, chunk_size, u, h0)
+        return _scan_blocks(cell, mask, block, chunk_size, u, h0)[0]
