@@ -122,20 +122,3 @@ def test_argument_errors():
     with pytest.raises(FileNotFoundError, match="train file not found"):
         TaggingDataModule(train_file="/nonexistent/train.conllu").setup("fit")
 
-
-def test_classification_and_tagging_share_one_sequence_base(tmp_path):
-    """Sources, splits and bucketed loaders are written once (data/sequences.py) for both data modules."""
-    from recurrentkit.data.classification import ClassificationDataModule
-    from recurrentkit.data.sequences import SequenceDataModule
-
-    assert all(issubclass(c, SequenceDataModule) for c in (TaggingDataModule, ClassificationDataModule))
-    dm = TaggingDataModule(train_file=str(FIXTURES / "edge.conllu"), batch_size=2)
-    with pytest.raises(ValueError, match="no test split is configured: set test_file"):
-        dm.test_dataloader()
-    with pytest.raises(ValueError, match="set predict_file to predict"):
-        dm.predict_dataloader()
-    moved = tmp_path / "elsewhere"
-    moved.mkdir()
-    (moved / "edge.conllu").write_text((FIXTURES / "edge.conllu").read_text())
-    relative = TaggingDataModule(train_file="edge.conllu", data_dir=str(moved))  # relative: under data_dir
-    assert relative.raw_split("train").origin == str(moved / "edge.conllu")

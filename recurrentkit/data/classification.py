@@ -397,6 +397,11 @@ class ClassificationDataModule(SequenceDataModule):
         return self._label_names
 
     @property
+    def vocab_size(self) -> int:
+        self.prepare_vocab()
+        return len(self.vocab)
+
+    @property
     def num_classes(self) -> int:
         self.prepare_vocab()
         return len(self.label_names)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -38,13 +38,16 @@ class SequenceDataModule(L.LightningDataModule):
 
     - ``_from_file(path, stage)`` and ``_from_dataset(ds, origin, stage)``: one split as read (an object with
       ``len()`` and an ``origin``), from a local file or a ``datasets`` split;
-    - ``prepare_vocab()``: vocabularies (the word vocabulary as ``self.vocab``) and label set from the training
-      split (once);
+    - ``prepare_vocab()``: vocabularies and label set from the training split (once);
     - ``encoded(stage)``: the encoded split, a ``Dataset`` with a ``lengths`` list (built once);
     - ``collate(data)``: the collate function for batches of ``data``.
 
     The constructor arguments are those of the subclasses (see :class:`ClassificationDataModule`).
+    ``shard_evaluation = False`` makes every DDP rank evaluate the whole validation and test sets (translation does,
+    for corpus-level BLEU) instead of its own share.
     """
+
+    shard_evaluation: ClassVar[bool] = True
 
     def __init__(self, *, preset: str | None, data_dir: str | None, train_file: str | None, val_file: str | None,
                  test_file: str | None, predict_file: str | None, dataset: str | None, dataset_config: str | None,
@@ -89,12 +92,6 @@ class SequenceDataModule(L.LightningDataModule):
 
     def collate(self, data: Dataset) -> Callable:
         raise NotImplementedError
-
-    @property
-    def vocab_size(self) -> int:
-        """Size of the (word) vocabulary ``self.vocab``, built from the training split on first use."""
-        self.prepare_vocab()
-        return len(self.vocab)
 
     # -- sources --------------------------------------------------------------------------------------------------
     def _resolve(self, path: str) -> str:
@@ -163,8 +160,10 @@ class SequenceDataModule(L.LightningDataModule):
                               num_workers=self.num_workers)
         if self.bucketing or not train:
             trainer = getattr(self, "trainer", None)
-            replicas = trainer.world_size if trainer is not None else None
-            rank = trainer.global_rank if trainer is not None else None
+            if train or self.shard_evaluation:  # this rank's share (the sampler asks torch.distributed without one)
+                replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (None, None)
+            else:  # every rank evaluates everything
+                replicas, rank = 1, 0
             sampler = BucketBatchSampler(data.lengths, batch_size, shuffle=train, pool_batches=self.pool_batches,
                                          num_replicas=replicas, rank=rank, seed=self.seed)
             return DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)

@@ -384,6 +384,11 @@ class TaggingDataModule(SequenceDataModule):
 
     # --- what the CLI links into the model ------------------------------------------------------------------------
     @property
+    def vocab_size(self) -> int:
+        self.prepare_vocab()
+        return len(self.vocab)
+
+    @property
     def char_vocab_size(self) -> int:
         """Characters including ``<pad>`` = 0 and ``<unk>`` = 1; 0 when ``characters`` is off."""
         self.prepare_vocab()

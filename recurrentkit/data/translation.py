@@ -29,20 +29,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from .bucketing import BucketBatchSampler
-from .presets import default_data_dir
+from .sequences import SequenceDataModule
 from .tokenizers import Tokenizer, build_tokenizer
 from .vocab import Vocab
 
 __all__ = ["SPECIALS", "ParallelSplit", "TranslationCollator", "TranslationDataModule", "load_parallel_files"]
 
 SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")  # ids 0, 1, 2, 3
-STAGE_SPLITS = ("train", "val", "test")
 
 
 def load_parallel_files(source: str | os.PathLike, target: str | os.PathLike | None
@@ -139,14 +136,14 @@ class TranslationCollator:
         return batch
 
 
-class TranslationDataModule(L.LightningDataModule):
+class TranslationDataModule(SequenceDataModule):
     """Parallel sentences for translation, from local files or a Hugging Face dataset.
 
     Args:
         source_lang, target_lang: language codes: file suffixes (``train.de``) or keys of the ``translation``
             column / column names of a dataset.
-        data_dir: where the files are (default ``$RK_DATA_DIR`` or ``../shared/data``); relative prefixes are
-            tried as given first.
+        data_dir: where the files are (default :func:`~recurrentkit.data.presets.default_data_dir`:
+            ``$RK_DATA_DIR``, else ``../shared/data`` when it exists); relative prefixes are tried as given first.
         train_prefix, val_prefix, test_prefix: file prefixes, ``{prefix}.{lang}`` (``None``: no such split).
         predict_file: source sentences to translate, one per line.
         dataset, dataset_config: a hub dataset (or local dataset folder / builder name such as ``"json"``) for
@@ -161,7 +158,12 @@ class TranslationDataModule(L.LightningDataModule):
         pool_batches: batches per bucketing pool.
         num_workers: DataLoader workers.
         seed: seed of the training order.
+
+    Batches are bucketed by source length (:class:`~recurrentkit.data.sequences.SequenceDataModule`); under DDP
+    the training batches are sharded by rank and every rank evaluates the whole validation and test sets.
     """
+
+    shard_evaluation = False
 
     def __init__(self, source_lang: str, target_lang: str, data_dir: str | None = None,
                  train_prefix: str | None = "train", val_prefix: str | None = "val", test_prefix: str | None = None,
@@ -171,51 +173,32 @@ class TranslationDataModule(L.LightningDataModule):
                  shared_vocab: bool = True, min_frequency: int = 2, lowercase: bool = False,
                  max_length: int | None = 100, batch_size: int = 64, eval_batch_size: int | None = None,
                  pool_batches: int = 50, num_workers: int = 0, seed: int = 0) -> None:
-        super().__init__()
         if source_lang == target_lang:
             raise ValueError(f"source_lang and target_lang are both {source_lang!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if max_length is not None and max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {max_length}")
         if dataset is None and train_prefix is None:
             raise ValueError("give train_prefix (local files) or a dataset")
+        # a split's "file" is its prefix: the two sides are {prefix}.{source_lang} and {prefix}.{target_lang}
+        super().__init__(preset=None, data_dir=data_dir, train_file=train_prefix, val_file=val_prefix,
+                         test_file=test_prefix, predict_file=predict_file, dataset=dataset,
+                         dataset_config=dataset_config, train_split=train_split, val_split=val_split,
+                         test_split=test_split, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         bucketing=True, pool_batches=pool_batches, num_workers=num_workers, seed=seed)
         self.source_lang, self.target_lang = source_lang, target_lang
-        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
         self.prefixes = {"train": train_prefix, "val": val_prefix, "test": test_prefix}
-        self.predict_file = predict_file
-        self.dataset, self.dataset_config = dataset, dataset_config
         self.dataset_kwargs = dict(dataset_kwargs or {})
-        self.splits = {"train": train_split, "val": val_split, "test": test_split}
         self.vocab_size, self.shared_vocab, self.min_frequency = vocab_size, shared_vocab, min_frequency
         self.lowercase, self.max_length = lowercase, max_length
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
-        self.pool_batches, self.num_workers, self.seed = pool_batches, num_workers, seed
         self.src_tokenizer: Tokenizer | None = None
         self.tgt_tokenizer: Tokenizer | None = None
         self.src_vocab: Vocab | None = None
         self.tgt_vocab: Vocab | None = None
-        self._raw: dict[str, tuple[list[str], list[str] | None]] = {}
-        self._encoded: dict[str, ParallelSplit] = {}
         self._train_tokens: tuple[list[list[str]], list[list[str]]] | None = None
 
     # --- sources -------------------------------------------------------------------------------------------------
-    def _resolve(self, path: str) -> Path:
-        p = Path(path).expanduser()
-        return p if p.is_absolute() or p.exists() else self.data_dir / p
-
-    def has_split(self, stage: str) -> bool:
-        """Whether ``"train"``/``"val"``/``"test"``/``"predict"`` is configured."""
-        if stage == "predict":
-            return self.predict_file is not None
-        return (self.prefixes if self.dataset is None else self.splits)[stage] is not None
-
-    def raw_split(self, stage: str) -> tuple[list[str], list[str] | None]:
+    def _read_split(self, stage: str) -> tuple[list[str], list[str] | None]:
         """``(sources, targets)`` of a split as text (``targets`` is ``None`` for ``"predict"``)."""
-        if stage in self._raw:
-            return self._raw[stage]
-        if not self.has_split(stage):
-            raise ValueError(f"no {stage} split is configured")
         if stage == "predict":
             raw = load_parallel_files(self._resolve(self.predict_file), None)
         elif self.dataset is not None:
@@ -229,8 +212,12 @@ class TranslationDataModule(L.LightningDataModule):
             raw = load_parallel_files(f"{prefix}.{self.source_lang}", f"{prefix}.{self.target_lang}")
         if self.lowercase:
             raw = ([s.lower() for s in raw[0]], None if raw[1] is None else [t.lower() for t in raw[1]])
-        self._raw[stage] = raw
         return raw
+
+    def _no_split_message(self, stage: str) -> str:
+        if stage == "predict":
+            return "set predict_file (source sentences, one per line) to translate"
+        return f"no {stage} split is configured: set {stage}_prefix (files) or {stage}_split (dataset)"
 
     # --- subwords and vocabularies (training split only) -----------------------------------------------------------
     def _train_bpe(self, texts: list[str]) -> Tokenizer:
@@ -307,43 +294,9 @@ class TranslationDataModule(L.LightningDataModule):
         """The source sentences of ``predict_file``, in file order."""
         return self.raw_split("predict")[0]
 
-    # --- Lightning hooks ---------------------------------------------------------------------------------------
-    def setup(self, stage: str | None = None) -> None:
-        self.prepare_vocab()
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
-        for split in wanted.get(stage, STAGE_SPLITS):
-            if self.has_split(split):
-                self.encoded(split)
-
-    def _loader(self, stage: str, train: bool) -> DataLoader:
-        data = self.encoded(stage)
-        collate = TranslationCollator(SPECIALS.index("<pad>"), SPECIALS.index("<s>"), SPECIALS.index("</s>"))
-        if stage == "predict":  # plain order: Lightning wraps predict samplers to track indices
-            return DataLoader(data, batch_size=self.eval_batch_size, shuffle=False, collate_fn=collate,
-                              num_workers=self.num_workers)
-        trainer = getattr(self, "trainer", None)
-        replicas = trainer.world_size if trainer is not None and train else (1 if not train else None)
-        rank = trainer.global_rank if trainer is not None and train else (0 if not train else None)
-        sampler = BucketBatchSampler(data.lengths, self.batch_size if train else self.eval_batch_size,
-                                     shuffle=train, pool_batches=self.pool_batches, num_replicas=replicas,
-                                     rank=rank, seed=self.seed)
-        return DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        if not self.has_split("test"):
-            raise ValueError("no test split: set test_prefix (files) or test_split (dataset)")
-        return self._loader("test", train=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        if self.predict_file is None:
-            raise ValueError("set predict_file (source sentences, one per line) to translate")
-        return self._loader("predict", train=False)
+    def collate(self, data: ParallelSplit) -> TranslationCollator:
+        """Pads source and target sides; the target gets ``<s>``/``</s>`` (see :class:`TranslationCollator`)."""
+        return TranslationCollator(SPECIALS.index("<pad>"), SPECIALS.index("<s>"), SPECIALS.index("</s>"))
 
     def write_predictions(self, predictions: Sequence[Mapping[str, Any]], path: str | None = None) -> str:
         """Write ``predict_step`` outputs (dicts with ``index`` and ``translation``) one translation per line, in the
