@@ -104,8 +104,8 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def _unique_counts(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct values of ``key`` and their counts (a plain sort: faster than ``argsort`` when no inverse is
-    needed)."""
+    """Sorted distinct values of ``key`` and their counts, by a plain sort (faster than ``argsort`` when no inverse
+    is needed, and than ``np.unique``, which hashes int64 keys in numpy >= 2.3)."""
     sk = np.sort(key)
     if sk.size == 0:
         return sk, np.empty(0, dtype=np.int64)
@@ -282,7 +282,7 @@ class SparseNonNegativeLM(TokenModel):
         if len(idx_all) > 1 and idx.size:  # tied skips: one firing per (position, feature)
             span = int(key.max()) + 1
             if targets.size * span < 2**62:
-                both = np.unique(idx * span + key)
+                both, _ = _unique_counts(idx * span + key)
                 idx, key = both // span, both % span
             else:
                 order = np.lexsort((key, idx))
@@ -305,7 +305,7 @@ class SparseNonNegativeLM(TokenModel):
         B = self._B
         nb, ne = self.n_buckets, self._shape[4]
         # diversity of each word: the number of distinct words seen right before it (Kneser-Ney's N1+(. w))
-        bigrams = np.unique(seq[targets - 1] * B + seq[targets])
+        bigrams, _ = _unique_counts(seq[targets - 1] * B + seq[targets])
         self._word_div = np.bincount(bigrams % B, minlength=B)
         word_e = self.bucket(self._word_div) if ne > 1 else np.zeros(B, dtype=np.int64)
         self._word_e = word_e
@@ -386,7 +386,7 @@ class SparseNonNegativeLM(TokenModel):
         """Full-batch AdaGrad on the mean held-out loss ``-log p(w | h)`` over the metaparameters."""
         n, act_pos, act_f, link_pos, link_q, link_r = self._activate(seq)
         # the normaliser rows of the features that fire in the held-out text, renumbered compactly
-        feats, act_fl = np.unique(act_f, return_inverse=True)
+        feats, _, act_fl, _ = _group(act_f)
         lens = self._trip_start[feats + 1] - self._trip_start[feats]
         rows = _ranges(self._trip_start[feats], lens)
         loc_f = np.repeat(np.arange(feats.size), lens)
@@ -394,7 +394,7 @@ class SparseNonNegativeLM(TokenModel):
         V = self.vocab_size
         self._init_theta()
         # the adjustment is needed only at the cells these rows and links use
-        cells, inv = np.unique(np.concatenate([loc_q, link_q]), return_inverse=True)
+        cells, _, inv, _ = _group(np.concatenate([loc_q, link_q]))
         loc_u, link_u = inv[: loc_q.size], inv[loc_q.size :]
         index = self._cell_index(cells)
         accum = {s: np.zeros_like(th) for s, th in self.theta.items()}
@@ -427,7 +427,7 @@ class SparseNonNegativeLM(TokenModel):
 
     def _finalise(self) -> None:
         """Per-feature normalisers ``sum_w M_fw`` under the fitted adjustment."""
-        cells, inv = np.unique(self._trip_q, return_inverse=True)
+        cells, _, inv, _ = _group(self._trip_q)
         self._z = np.bincount(self._trip_f, weights=self._adjust(self._cell_index(cells))[inv] * self._trip_r,
                               minlength=self._cstar.size)
 
