@@ -49,7 +49,7 @@ def _overrides(recipe: Path) -> list[str]:
 
 
 def test_recipes_are_found():
-    assert len(RECIPES) >= 10
+    assert len(RECIPES) >= 10 and len(ALL_YAML) > len(RECIPES)
     names = {p.relative_to(ROOT / "recipes").as_posix() for p in RECIPES}
     assert {"ptb/zaremba-small.yaml", "shakespeare/char-lstm.yaml", "ptb/awd-lstm.yaml"} <= names
 
@@ -77,9 +77,12 @@ def test_every_task_kind_has_a_recipe_run_here():
     assert TASKS <= kinds
 
 
-@pytest.mark.parametrize("path", ALL_YAML, ids=lambda p: p.relative_to(ROOT / "recipes").as_posix())
-def test_every_yaml_parses_through_the_command(path, capsys):
-    """`recurrentkit fit -c FILE --print_config` validates every key against the constructors' signatures."""
+@pytest.mark.parametrize("path", sorted(set(ALL_YAML) - set(RECIPES)),
+                         ids=lambda p: p.relative_to(ROOT / "recipes").as_posix())
+def test_every_other_yaml_parses_through_the_command(path, capsys):
+    """The files `test_recipe_runs_one_batch` does not train (One Billion Word recipes, which train on their own
+    fake release in test_lm1b.py; `_base` fragments; the n-gram arguments): `recurrentkit fit -c FILE
+    --print_config` validates every key against the constructors' signatures."""
     config = yaml.safe_load(path.read_text())
     if config.get("command") == "ngram":  # the n-gram baseline records its `recurrentkit ngram` arguments
         from recurrentkit.cli.ngram import ngram_parser
