@@ -97,3 +97,14 @@ def test_parse_recipe_then_instantiate_model_without_data():
     assert task.model.vocab_size == 11 and task.model.cell_name == "gru"
     optimizer = task.configure_optimizers()
     assert type(optimizer).__name__ == "Adam" and optimizer.defaults["lr"] == 0.01
+
+
+def test_yaml_numbers_are_typed_by_the_signature(tmp_path):
+    """`1e-5` (which plain YAML 1.1 reads as a string) reaches a float argument as the float 1e-5."""
+    root = Path(__file__).resolve().parents[1]
+    recipe = tmp_path / "esn.yaml"
+    recipe.write_text((root / "recipes" / "reservoir" / "mackey-glass.yaml").read_text().replace("ridge: 1.0e-5",
+                                                                                               "ridge: 1e-5"))
+    assert "ridge: 1e-5" in recipe.read_text()
+    ridge = lightning.parse_recipe(["-c", str(recipe)]).model.init_args.ridge
+    assert isinstance(ridge, float) and ridge == 1e-5
