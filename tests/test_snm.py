@@ -165,6 +165,8 @@ def test_bad_input_is_refused(train):
         SparseNonNegativeLM(order=3, skips=("ngram:1",))
     with pytest.raises(ValueError, match="heldout_fraction"):
         SparseNonNegativeLM(heldout_fraction=1.0)
+    with pytest.raises(ValueError, match="l2 must be >= 0"):
+        SparseNonNegativeLM(l2=-1.0)
     with pytest.raises(RuntimeError, match="SparseNonNegativeLM is not fitted"):
         SparseNonNegativeLM().score(train)
     lm = SparseNonNegativeLM(order=2, skips=(), steps=1).fit(train, train[:3])
