@@ -32,9 +32,21 @@ def _layer_cells(name, **kwargs):
     ("esn", {}, True, True, "loop"),                  # gradients through the reservoir: autograd
     ("esn", {"backend": "loop"}, False, True, "loop"),
 ])
-def test_choose_path_follows_what_cells_declare(name, kwargs, grad, fused, expected):
+def test_choose_path_follows_what_cells_declare(name, kwargs, grad, fused, expected, monkeypatch):
+    monkeypatch.setattr("recurrentkit.cells.kernels.HOISTED_MIN_WEIGHT", 0)  # these tiny cells count as large
     assert choose_path(_layer_cells(name, **kwargs), grad=grad, fused=fused) == expected
     assert choose_path(_layer_cells(name, **kwargs), grad=grad, fused=fused, compile=True) in ("fused", "compiled")
+
+
+def test_hoisted_loop_only_for_a_large_recurrent_weight():
+    from recurrentkit.cells.kernels import HOISTED_MIN_WEIGHT
+
+    small = rk.create_cell("simplified_gru", 8, 16)
+    large = rk.create_cell("simplified_gru", 8, int((HOISTED_MIN_WEIGHT / 2) ** 0.5) + 1)  # weight_hh is [2H, H]
+    assert small.weight_hh.numel() < HOISTED_MIN_WEIGHT <= large.weight_hh.numel()
+    assert choose_path([small], grad=True) == "loop"
+    assert choose_path([large], grad=True) == "hoisted"
+    assert choose_path([large], grad=False) == "loop"
 
 
 def test_recurrent_runs_the_chosen_path(monkeypatch):

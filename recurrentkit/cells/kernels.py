@@ -60,6 +60,20 @@ def kernel_applies(cell: RecurrentCell, grad: bool) -> bool:
     return kernel.supports(cell)
 
 
+# HoistedLoop saves one small weight-gradient GEMM per step but pays one autograd call per step in its backward. On
+# CPU that only pays off for a large recurrent weight: measured with benchmarks/hoisted_threshold.py (1 thread,
+# process clock, loaded 2-core machine, T=35, B=20 and 64; elman, simplified_gru, gru at H=200..650) it takes
+# 1.04-1.51x the step loop's time up to 270k weight elements, and 0.73-1.08x (a tie, or faster) from 405k on.
+HOISTED_MIN_WEIGHT = 500_000
+
+
+def hoisted_pays(cell: RecurrentCell) -> bool:
+    """Whether :class:`HoistedLoop` is worth it: the cell has a ``recurrent_weight()`` of at least
+    :data:`HOISTED_MIN_WEIGHT` elements, or one off the CPU (where the threshold was not measured)."""
+    weight = cell.recurrent_weight()
+    return weight is not None and (weight.device.type != "cpu" or weight.numel() >= HOISTED_MIN_WEIGHT)
+
+
 def choose_path(cells: Sequence[RecurrentCell], *, grad: bool, fused: bool = True, compile: bool = False) -> str:
     """How one layer (its cells: one per direction) runs over time; the first that applies:
 
@@ -69,8 +83,8 @@ def choose_path(cells: Sequence[RecurrentCell], *, grad: bool, fused: bool = Tru
     3. ``"loop"`` while the caller is being compiled (``torch.compiler.is_compiling()``): the compiler traces steps;
     4. ``"kernel"``: every cell's declared :class:`SequenceKernel` applies (its ``when`` matches ``grad`` and its
        ``supports(cell)`` is true): the cell's own whole-sequence loop;
-    5. ``"hoisted"``: ``grad`` (autograd records) and every cell has a ``recurrent_weight()``: :class:`HoistedLoop`,
-       whose backward computes the recurrent weight's gradient in one matmul;
+    5. ``"hoisted"``: ``grad`` (autograd records) and every cell has a ``recurrent_weight()`` large enough to pay
+       (:func:`hoisted_pays`): :class:`HoistedLoop`, whose backward computes that weight's gradient in one matmul;
     6. ``"loop"``: ``step`` once per time step, under autograd.
 
     Every path but ``"fused"`` hoists ``project_input`` out of the time loop, and every path takes padded batches.
@@ -83,7 +97,7 @@ def choose_path(cells: Sequence[RecurrentCell], *, grad: bool, fused: bool = Tru
         return "loop"
     if all(kernel_applies(cell, grad) for cell in cells):
         return "kernel"
-    if grad and all(cell.recurrent_weight() is not None for cell in cells):
+    if grad and all(hoisted_pays(cell) for cell in cells):
         return "hoisted"
     return "loop"
 
