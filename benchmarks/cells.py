@@ -152,6 +152,21 @@ def table(configs: list[Config], hidden: int) -> str:
     return "\n".join(lines)
 
 
+class _Projections(nn.Module):
+    """The floor of a min_gru/min_lstm stack: its input projections alone (``gates * H`` outputs per layer, the
+    first ``H`` fed on), no gates and no scan. Returns a tuple like the recurrent modules."""
+
+    def __init__(self, hidden: int, gates: int, layers: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.layers = nn.ModuleList(nn.Linear(hidden, gates * hidden) for _ in range(layers))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        for layer in self.layers:
+            x = layer(x)[..., :self.hidden]
+        return x, None
+
+
 PARALLEL = {"batch": 16, "hidden": 512, "layers": 2, "steps": (35, 1024)}
 PARALLEL_GOALS = {35: 0.5, 1024: 0.25}  # issue 15: min_gru/min_lstm time / nn.LSTM time
 
@@ -163,8 +178,9 @@ def bench_parallel(steps: int, rounds: int, min_seconds: float, device: str = "c
     torch.manual_seed(0)
     x = torch.randn(steps, batch, hidden, device=device, requires_grad=True)
     configs = [Config("nn.LSTM", lambda: nn.LSTM(hidden, hidden, layers))]
-    configs += [Config(name, lambda name=name: rk.Recurrent(name, hidden, hidden, num_layers=layers))
-                for name in ("min_gru", "min_lstm")]
+    for name, gates in (("min_gru", 2), ("min_lstm", 3)):
+        configs.append(Config(name, lambda name=name: rk.Recurrent(name, hidden, hidden, num_layers=layers)))
+        configs.append(Config(f"{name} matmuls only", lambda gates=gates: _Projections(hidden, gates, layers)))
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for config in configs:
         config.module = config.build().to(device)
@@ -187,7 +203,8 @@ def parallel_table(results: dict[int, list[Config]], device: str) -> str:
         median = {c.label: statistics.median(c.times) for c in configs}
         for c in configs:
             t = median[c.label]
-            goal = "-" if c.label == "nn.LSTM" else f"<= {PARALLEL_GOALS.get(steps, float('nan')):.2f}x"
+            floor = c.label == "nn.LSTM" or c.label.endswith("only") or steps not in PARALLEL_GOALS
+            goal = "-" if floor else f"<= {PARALLEL_GOALS[steps]:.2f}x"
             lines.append(f"| {steps} | {c.label} | {t * 1e3:.1f} | {batch * steps / t:,.0f} | "
                          f"{t / median['nn.LSTM']:.2f}x | {goal} |")
     return "\n".join(lines)

@@ -31,6 +31,9 @@ VARIANTS = [(name, TINY.get(name, {})) for name in rk.list_cells()] + [
     ("jordan", {"output_activation": "identity", "nonlinearity": "sigmoid"}),
     ("jordan", {"output_activation": "sigmoid", "nonlinearity": "relu", "bias": False}),
     ("leaky", {"bias": False}),
+    ("min_gru", {"scan": "log"}),
+    ("min_lstm", {"scan": "log", "bias": False}),
+    ("min_gru", {"chunk_size": 2}),
 ]
 VARIANT_IDS = [name + "".join(f"-{k}={v}" for k, v in kwargs.items()) for name, kwargs in VARIANTS]
 
