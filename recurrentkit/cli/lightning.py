@@ -81,6 +81,12 @@ def _make_cli_class():
                 super().instantiate_classes()
 
         def add_arguments_to_parser(self, parser) -> None:
+            from ..callbacks.divergence import DivergenceGuard
+            from ..callbacks.preemption import PreemptionCheckpoint
+
+            # always-on safety callbacks, each with its own group: --divergence.enabled false, --preemption.*
+            parser.add_lightning_class_args(DivergenceGuard, "divergence")
+            parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
             for name in self.links:
                 parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
             parser.add_argument("--predictions_file", type=str | None, default=None,
@@ -112,6 +118,12 @@ def _make_cli_class():
 
         def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
             from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
+
+            from ..callbacks.preemption import PreemptionCheckpoint
+
+            # Lightning refuses a checkpoint callback when checkpointing is off
+            off = config.get("enable_checkpointing") is False
+            callbacks = [c for c in callbacks if not (isinstance(c, PreemptionCheckpoint) and (off or not c.enabled))]
 
             wanted = config.get("enable_progress_bar", True) is not False
             configured = list(config.get("callbacks") or []) + list(callbacks)

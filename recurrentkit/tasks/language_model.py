@@ -60,9 +60,10 @@ class LanguageModelTask(Task):
         if ar < 0 or tar < 0:
             raise ValueError(f"ar and tar must be >= 0, got ar={ar}, tar={tar}")
         self.ar, self.tar, self.char_level = float(ar), float(tar), bool(char_level)
-        self.train_nll = MeanMetric()
-        self.val_nll = MeanMetric()
-        self.test_nll = MeanMetric()
+        # NaN is kept, never dropped: a partly-NaN evaluation must not report a finite perplexity over the rest
+        self.train_nll = MeanMetric(nan_strategy="disable")
+        self.val_nll = MeanMetric(nan_strategy="disable")
+        self.test_nll = MeanMetric(nan_strategy="disable")
         self.states: dict[str, Any] = dict.fromkeys(STAGES)
         self.vocab = None
         self.tokenizer = None

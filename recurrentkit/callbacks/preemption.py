@@ -1,0 +1,148 @@
+"""Checkpoint at the exact training position when the run is interrupted (Ctrl-C, SIGTERM, SLURM's requeue signal).
+
+A signal can arrive anywhere, in the middle of a forward pass or of an optimizer step, where the weights, optimizer
+and data position do not agree. So the handler only records the signal; the checkpoint is written at the next
+step boundary (``on_train_batch_end``, the same point at which ``ModelCheckpoint(every_n_train_steps=...)`` saves,
+which resumes bit for bit), then the process exits with status ``128 + signal number`` (130 for Ctrl-C, 143 for
+SIGTERM). A second signal before that boundary is handed to the previous handler at once (a second Ctrl-C aborts).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import OnExceptionCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn, TrainerStatus
+
+
+class Preempted(SystemExit):
+    """The run was interrupted by a signal and checkpointed; ``code`` is ``128 + signum``."""
+
+
+def _signal(name: str) -> signal.Signals | None:
+    return getattr(signal, name, None)
+
+
+class PreemptionCheckpoint(OnExceptionCheckpoint):
+    """On SIGINT, SIGTERM or SIGUSR1, save ``<dirpath>/<filename>.ckpt`` at the next step boundary and exit.
+
+    Being an ``OnExceptionCheckpoint``, its file is one of the candidates of ``--ckpt_path last`` (Lightning takes
+    the newest of these and of the ``last*.ckpt`` files), so a preempted job restarted with the same command and
+    ``--ckpt_path last`` continues where it stopped. Under SLURM with auto-requeue, Lightning's own SIGUSR1 handler
+    (which writes ``hpc_ckpt_N.ckpt`` and requeues the job) runs after this checkpoint, at the same step boundary.
+    A checkpoint is written only for these signals, never for an error (a crashed step may be half-applied).
+
+    Args:
+        dirpath: folder of the checkpoint (default: that of the trainer's ``ModelCheckpoint``, else
+            ``<default_root_dir>/checkpoints``).
+        filename: file name without ``.ckpt``.
+        signals: names of the signals to catch.
+        enabled: set ``False`` to leave the signals to Lightning (``--preemption.enabled false``).
+    """
+
+    def __init__(self, dirpath: str | None = None, filename: str = "interrupted",
+                 signals: tuple[str, ...] = ("SIGINT", "SIGTERM", "SIGUSR1"), enabled: bool = True) -> None:
+        super().__init__(dirpath=dirpath or "", filename=filename)
+        unknown = [name for name in signals if _signal(name) is None]
+        if unknown:
+            raise ValueError(f"PreemptionCheckpoint: unknown signal name(s) {unknown} on this platform")
+        self._configured_dirpath = dirpath
+        self.signals = tuple(signals)
+        self.enabled = bool(enabled)
+        self.pending: int | None = None
+        self._previous: dict[int, Any] = {}
+        self._written: str | None = None
+
+    @property
+    def ckpt_path(self) -> str | None:  # type: ignore[override]
+        return os.path.join(self.dirpath, self.filename + self.FILE_EXTENSION) if self.dirpath else None
+
+    # --- where -----------------------------------------------------------------------------------------------------
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._configured_dirpath:
+            return
+        folder = getattr(trainer.checkpoint_callback, "dirpath", None)
+        self.dirpath = folder or os.path.join(trainer.default_root_dir, "checkpoints")
+
+    # --- signals ---------------------------------------------------------------------------------------------------
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.pending is not None:  # a second signal: don't wait any longer
+            previous = self._previous.get(signum, signal.SIG_DFL)
+            self._restore()
+            if callable(previous):
+                previous(signum, frame)
+            elif previous == signal.SIG_DFL:
+                signal.raise_signal(signum)
+            return
+        self.pending = signum
+
+    def _install(self) -> None:
+        if not self.enabled or threading.current_thread() is not threading.main_thread():
+            return
+        for name in self.signals:
+            signum = _signal(name)
+            self._previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._handle)
+
+    def _restore(self) -> None:
+        for signum, previous in self._previous.items():
+            if previous is not None:
+                signal.signal(signum, previous)
+        self._previous = {}
+
+    # --- hooks -----------------------------------------------------------------------------------------------------
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.pending = None
+        self._install()  # after Lightning's own handlers (registered just before training starts), which we wrap
+
+    def _act(self, trainer: L.Trainer) -> None:
+        pending = self.pending if self.pending is not None else 0
+        if trainer.world_size > 1:
+            pending = int(trainer.strategy.reduce(float(pending), reduce_op="max"))
+        if not pending:
+            return
+        path = self.ckpt_path
+        trainer.save_checkpoint(path)
+        self._written = path
+        name = signal.Signals(pending).name
+        if trainer.is_global_zero:
+            print(f"recurrentkit: received {name} at global step {trainer.global_step} "
+                  f"(epoch {trainer.current_epoch}); checkpoint written to {path}. "
+                  f"Resume: the same command with --ckpt_path last (or {path}).",
+                  file=sys.stderr, flush=True)
+        previous = self._previous.get(pending)
+        self._restore()
+        if pending == getattr(signal, "SIGUSR1", None) and callable(previous):
+            previous(pending, None)  # Lightning's SLURM requeue handler, now at a step boundary
+        raise Preempted(128 + pending)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self.enabled:
+            self._act(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        try:
+            if self.enabled:
+                self._act(trainer)  # a signal during the last validation: the run is complete, checkpoint anyway
+        finally:
+            self._restore()
+
+    def on_exception(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        self._restore()  # the checkpoint, if any, was written at the step boundary; never mid-step
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._restore()
+        # a fit that ran to completion supersedes an older interrupted checkpoint
+        completed = stage == TrainerFn.FITTING and trainer.state.status != TrainerStatus.INTERRUPTED
+        path = self.ckpt_path
+        if completed and path and self._written is None and os.path.isfile(path) and trainer.is_global_zero:
+            os.remove(path)
+
+
+__all__ = ["Preempted", "PreemptionCheckpoint"]
