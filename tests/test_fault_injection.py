@@ -52,12 +52,30 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
+class _Reference:
+    """The uninterrupted run, started at once and awaited only when a test compares against it."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.process = subprocess.Popen(_command(workdir, "trace.txt"), cwd=workdir, env=_env(),
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self._result = None
+
+    def result(self):
+        if self._result is None:
+            _, stderr = self.process.communicate(timeout=600)
+            assert self.process.returncode == 0, stderr[-3000:]
+            self._result = (read_loss_trace(self.workdir / "trace.txt"),
+                            _weights(self.workdir / "checkpoints" / "last.ckpt"))
+        return self._result
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("uninterrupted")
-    result = _run(_command(workdir, "trace.txt"), workdir)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return read_loss_trace(workdir / "trace.txt"), _weights(workdir / "checkpoints" / "last.ckpt")
+    reference = _Reference(tmp_path_factory.mktemp("uninterrupted"))
+    yield reference
+    if reference.process.poll() is None:
+        reference.process.kill()
 
 
 def _interrupt_and_resume(tmp_path: Path, signum: int) -> tuple[int, subprocess.CompletedProcess, Path]:
@@ -79,8 +97,8 @@ def _interrupt_and_resume(tmp_path: Path, signum: int) -> tuple[int, subprocess.
     return pause_at, interrupted, resumed
 
 
-def _assert_identical(tmp_path: Path, uninterrupted, pause_at: int) -> None:
-    reference, reference_weights = uninterrupted
+def _assert_identical(tmp_path: Path, uninterrupted: _Reference, pause_at: int) -> None:
+    reference, reference_weights = uninterrupted.result()
     combined = {**read_loss_trace(tmp_path / "trace1.txt"), **read_loss_trace(tmp_path / "trace2.txt")}
     assert combined == reference, f"interrupted at step {pause_at}: losses differ"
     weights = _weights(tmp_path / "checkpoints" / "last.ckpt")
@@ -89,6 +107,8 @@ def _assert_identical(tmp_path: Path, uninterrupted, pause_at: int) -> None:
         assert torch.equal(value, reference_weights[name]), f"interrupted at step {pause_at}: {name} differs"
 
 
+# each test runs 2-3 short training processes (about 6 s of CPU each); the limit is for a heavily loaded machine
+@pytest.mark.timeout(900)
 def test_sigkill_between_checkpoints_resumes_bit_exactly(tmp_path, uninterrupted):
     pause_at, killed, resumed = _interrupt_and_resume(tmp_path, signal.SIGKILL)
     assert killed.returncode == -signal.SIGKILL
@@ -97,6 +117,7 @@ def test_sigkill_between_checkpoints_resumes_bit_exactly(tmp_path, uninterrupted
     _assert_identical(tmp_path, uninterrupted, pause_at)
 
 
+@pytest.mark.timeout(900)
 def test_sigterm_checkpoints_at_the_step_and_resumes_bit_exactly(tmp_path, uninterrupted):
     pause_at, terminated, resumed = _interrupt_and_resume(tmp_path, signal.SIGTERM)
     assert terminated.returncode == 128 + signal.SIGTERM, terminated.stderr[-3000:]

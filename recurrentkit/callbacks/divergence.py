@@ -16,8 +16,10 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from ..errors import UserError
 
-class DivergenceError(RuntimeError):
+
+class DivergenceError(UserError, RuntimeError):
     """Training or evaluation produced a non-finite value; the run was stopped."""
 
 

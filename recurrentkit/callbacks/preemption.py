@@ -16,7 +16,7 @@ import threading
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import OnExceptionCheckpoint
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn, TrainerStatus
 
 
@@ -28,12 +28,15 @@ def _signal(name: str) -> signal.Signals | None:
     return getattr(signal, name, None)
 
 
-class PreemptionCheckpoint(OnExceptionCheckpoint):
+class PreemptionCheckpoint(Checkpoint):
     """On SIGINT, SIGTERM or SIGUSR1, save ``<dirpath>/<filename>.ckpt`` at the next step boundary and exit.
 
-    Being an ``OnExceptionCheckpoint``, its file is one of the candidates of ``--ckpt_path last`` (Lightning takes
-    the newest of these and of the ``last*.ckpt`` files), so a preempted job restarted with the same command and
-    ``--ckpt_path last`` continues where it stopped. Under SLURM with auto-requeue, Lightning's own SIGUSR1 handler
+    The file is named ``last-stopped.ckpt`` in the ``ModelCheckpoint`` folder, so ``--ckpt_path last`` (which
+    takes the newest ``last*.ckpt`` there) finds it, and a preempted job restarted with the same command and
+    ``--ckpt_path last`` continues where it stopped. (It is deliberately not an ``OnExceptionCheckpoint``: with one
+    of those, Lightning resumes *every* later ``fit`` in the folder from the last checkpoint, even without
+    ``--ckpt_path``.) Being a ``Checkpoint``, Lightning runs it after all other callbacks, so their end-of-step
+    work (NT-ASGD's average, say) is in the checkpoint. Under SLURM with auto-requeue, Lightning's own SIGUSR1 handler
     (which writes ``hpc_ckpt_N.ckpt`` and requeues the job) runs after this checkpoint, at the same step boundary.
     A checkpoint is written only for these signals, never for an error (a crashed step may be half-applied).
 
@@ -42,24 +45,32 @@ class PreemptionCheckpoint(OnExceptionCheckpoint):
             ``<default_root_dir>/checkpoints``).
         filename: file name without ``.ckpt``.
         signals: names of the signals to catch.
+        save_on_stop: also write the file when training ends at a step that no ``ModelCheckpoint`` saved (a
+            ``max_steps`` or ``max_time`` stop in the middle of an epoch, say), so such a run can be continued.
         enabled: set ``False`` to leave the signals to Lightning (``--preemption.enabled false``).
     """
 
-    def __init__(self, dirpath: str | None = None, filename: str = "interrupted",
-                 signals: tuple[str, ...] = ("SIGINT", "SIGTERM", "SIGUSR1"), enabled: bool = True) -> None:
-        super().__init__(dirpath=dirpath or "", filename=filename)
+    FILE_EXTENSION = ".ckpt"
+
+    def __init__(self, dirpath: str | None = None, filename: str = "last-stopped",
+                 signals: tuple[str, ...] = ("SIGINT", "SIGTERM", "SIGUSR1"), save_on_stop: bool = True,
+                 enabled: bool = True) -> None:
+        super().__init__()
+        if not filename:
+            raise ValueError("PreemptionCheckpoint: filename cannot be empty")
+        self.dirpath, self.filename = dirpath or "", filename
         unknown = [name for name in signals if _signal(name) is None]
         if unknown:
             raise ValueError(f"PreemptionCheckpoint: unknown signal name(s) {unknown} on this platform")
         self._configured_dirpath = dirpath
         self.signals = tuple(signals)
-        self.enabled = bool(enabled)
+        self.enabled, self.save_on_stop = bool(enabled), bool(save_on_stop)
         self.pending: int | None = None
         self._previous: dict[int, Any] = {}
         self._written: str | None = None
 
     @property
-    def ckpt_path(self) -> str | None:  # type: ignore[override]
+    def ckpt_path(self) -> str | None:
         return os.path.join(self.dirpath, self.filename + self.FILE_EXTENSION) if self.dirpath else None
 
     # --- where -----------------------------------------------------------------------------------------------------
@@ -130,6 +141,11 @@ class PreemptionCheckpoint(OnExceptionCheckpoint):
         try:
             if self.enabled:
                 self._act(trainer)  # a signal during the last validation: the run is complete, checkpoint anyway
+                saved = [getattr(c, "_last_global_step_saved", None) for c in trainer.checkpoint_callbacks]
+                if self.save_on_stop and trainer.global_step > 0 and trainer.global_step not in saved:
+                    # stopped (max_steps, max_time, should_stop) at a step no checkpoint holds: keep it resumable
+                    trainer.save_checkpoint(self.ckpt_path)
+                    self._written = self.ckpt_path
         finally:
             self._restore()
 

@@ -31,11 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         print("cells:", ", ".join(rk.list_cells()))
         return 0
     if command in LIGHTNING_SUBCOMMANDS:
-        from ..callbacks.divergence import DivergenceError
+        from ..errors import UserError
 
         try:
             return run_lightning(args, from_command_line)
-        except DivergenceError as error:  # a clear sentence, not a 30-frame traceback
+        except UserError as error:  # a clear sentence, not a 30-frame traceback
             print(f"recurrentkit {command}: error: {error}", file=sys.stderr)
             return 1
     if command == "generate":

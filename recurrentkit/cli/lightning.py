@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,12 @@ def _make_cli_class():
             # always-on safety callbacks, each with its own group: --divergence.enabled false, --preemption.*
             parser.add_lightning_class_args(DivergenceGuard, "divergence")
             parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
+            parser.add_argument("--ckpt_settings", type=str, default="error",
+                                help="with --ckpt_path, when the configured model settings differ from the "
+                                     "checkpoint's: 'error' (default) stops on differences that change weight shapes "
+                                     "and otherwise uses the checkpoint's values; 'checkpoint' always uses the "
+                                     "checkpoint's; 'config' keeps the configured ones (shapes must match). Every "
+                                     "difference is printed.")
             for name in self.links:
                 parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
             parser.add_argument("--predictions_file", type=str | None, default=None,
@@ -99,6 +106,7 @@ def _make_cli_class():
 
         def before_instantiate_classes(self) -> None:
             config = self.config[self.subcommand] if self.subcommand else self.config
+            check_model_settings(config)  # an unknown cell name is reported before the data is loaded
             threads = config.get("threads")
             if threads is not None:
                 if threads < 1:
@@ -106,6 +114,17 @@ def _make_cli_class():
                 import torch
 
                 torch.set_num_threads(threads)
+
+        def _parse_ckpt_path(self) -> None:
+            """Compare the checkpoint's model settings with the configured ones (see recurrentkit.checkpointing)."""
+            subcommand = self.config.get("subcommand")
+            if not subcommand:
+                return
+            config = self.config[subcommand]
+            ckpt_path = config.get("ckpt_path")
+            if not ckpt_path or ckpt_path in ("last", "best", "hpc") or "://" in str(ckpt_path):
+                return super()._parse_ckpt_path()
+            apply_checkpoint_settings(self, subcommand, ckpt_path, config.get("ckpt_settings") or "error")
 
         def predict(self, model, datamodule=None, **kwargs) -> None:
             predictions = self.trainer.predict(model, datamodule=datamodule, **kwargs)
@@ -135,6 +154,54 @@ def _make_cli_class():
             print_summary(self.trainer, self.model)
 
     return RecurrentKitCLI
+
+
+def check_model_settings(config: Any) -> None:
+    """Checks that need no data, run before anything is instantiated: an unknown cell name is reported now, with
+    the close matches, not after the data has been loaded."""
+    from ..cells.registry import get_cell_class
+    from ..errors import ConfigError
+
+    model = config.get("model") if hasattr(config, "get") else None
+    init_args = model.get("init_args") if model is not None and hasattr(model, "get") else None
+    cell = init_args.get("cell") if init_args is not None and hasattr(init_args, "get") else None
+    if isinstance(cell, str):
+        try:
+            get_cell_class(cell)
+        except KeyError as error:
+            raise ConfigError(f"model.init_args.cell: {error.args[0]}") from None
+
+
+def apply_checkpoint_settings(cli: Any, subcommand: str, ckpt_path: str, policy: str) -> None:
+    """Read ``ckpt_path`` (clear errors for a missing, empty or corrupt file), report where its model settings
+    differ from the configured ones, and apply ``policy`` (``--ckpt_settings``)."""
+    from ..checkpointing import POLICIES, CheckpointError, compare_settings, load_checkpoint
+
+    if policy not in POLICIES:
+        raise CheckpointError(f"--ckpt_settings must be one of {', '.join(POLICIES)}, got {policy!r}")
+    checkpoint = load_checkpoint(ckpt_path)
+    model = cli.config[subcommand].get("model")
+    class_path = model.get("class_path") if hasattr(model, "get") else None
+    init_args = model.get("init_args") if hasattr(model, "get") else None
+    report = compare_settings(checkpoint, class_path, init_args or {}, skip=tuple(cli.links))
+    if report.differences or report.class_paths:
+        text = report.describe(ckpt_path)
+        if report.changes_shapes and policy in ("error", "config"):
+            raise CheckpointError(f"{text}\n  The checkpoint cannot be loaded into the configured model. Remove these "
+                                  "settings from the recipe/command line, or pass --ckpt_settings checkpoint to "
+                                  "use the checkpoint's.")
+        if policy == "config":
+            print(f"{text}\n  -> the configured values are used (--ckpt_settings config).", file=sys.stderr)
+            return
+        print(f"{text}\n  -> the checkpoint's values are used (--ckpt_settings config keeps the configured ones).",
+              file=sys.stderr)
+    hparams = dict(checkpoint.get("hyper_parameters") or {})
+    hparams.pop("_instantiator", None)
+    if not hparams:
+        return
+    if "_class_path" in hparams:
+        hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+    cli.config = cli.parser.parse_object({subcommand: {"model": hparams}}, cli.config)
 
 
 def write_prediction_table(predictions, model, datamodule, path: str | None) -> str | None:
