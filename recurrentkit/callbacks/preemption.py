@@ -9,19 +9,45 @@ SIGTERM). A second signal before that boundary is handed to the previous handler
 
 from __future__ import annotations
 
+import io
 import os
+import random
 import signal
 import sys
 import threading
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn, TrainerStatus
 
 
 class Preempted(SystemExit):
     """The run was interrupted by a signal and checkpointed; ``code`` is ``128 + signum``."""
+
+
+def rng_state() -> dict[str, Any]:
+    """torch, CUDA, Python and NumPy generator states as plain containers (``weights_only``-loadable)."""
+    import numpy as np
+
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]) if isinstance(python, list) else python)
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _signal(name: str) -> signal.Signals | None:
@@ -39,14 +65,18 @@ class PreemptionCheckpoint(Checkpoint):
     work (NT-ASGD's average, say) is in the checkpoint. Under SLURM with auto-requeue, Lightning's own SIGUSR1 handler
     (which writes ``hpc_ckpt_N.ckpt`` and requeues the job) runs after this checkpoint, at the same step boundary.
     A checkpoint is written only for these signals, never for an error (a crashed step may be half-applied).
+    The callback's own checkpoint state is the random number generators (torch, CUDA, Python, NumPy), so every
+    checkpoint of a run that has it resumes with the same dropout masks.
 
     Args:
         dirpath: folder of the checkpoint (default: that of the trainer's ``ModelCheckpoint``, else
             ``<default_root_dir>/checkpoints``).
         filename: file name without ``.ckpt``.
         signals: names of the signals to catch.
-        save_on_stop: also write the file when training ends at a step that no ``ModelCheckpoint`` saved (a
-            ``max_steps`` or ``max_time`` stop in the middle of an epoch, say), so such a run can be continued.
+        save_on_stop: also write the file when ``max_steps`` or ``max_time`` stops the run, with the position of
+            its last step, so that ``--ckpt_path last`` with a larger limit continues exactly (Lightning's own
+            checkpoints at such a stop are written after its epoch-end bookkeeping and resume as if the epoch had
+            ended).
         enabled: set ``False`` to leave the signals to Lightning (``--preemption.enabled false``).
     """
 
@@ -68,6 +98,7 @@ class PreemptionCheckpoint(Checkpoint):
         self.pending: int | None = None
         self._previous: dict[int, Any] = {}
         self._written: str | None = None
+        self._final: bytes | None = None  # the checkpoint of the last step of a run stopped early
 
     @property
     def ckpt_path(self) -> str | None:
@@ -134,20 +165,42 @@ class PreemptionCheckpoint(Checkpoint):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if self.enabled:
-            self._act(trainer)
+        if not self.enabled:
+            return
+        self._act(trainer)
+        max_steps = trainer.max_steps if trainer.max_steps is not None else -1
+        if self.save_on_stop and (trainer.should_stop or 0 <= max_steps <= trainer.global_step):
+            # The last step of a run stopped by max_steps or max_time (Timer sets should_stop in its own
+            # on_train_batch_end, which runs before this). Only here, at the step boundary, is the position exact:
+            # a checkpoint written after Lightning's epoch-end bookkeeping resumes as if the epoch had finished.
+            # Keep it in memory; it is written in on_train_end, after every later save, so it is the newest.
+            buffer = io.BytesIO()
+            torch.save(trainer._checkpoint_connector.dump_checkpoint(weights_only=False), buffer)
+            self._final = buffer.getvalue()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         try:
             if self.enabled:
                 self._act(trainer)  # a signal during the last validation: the run is complete, checkpoint anyway
-                saved = [getattr(c, "_last_global_step_saved", None) for c in trainer.checkpoint_callbacks]
-                if self.save_on_stop and trainer.global_step > 0 and trainer.global_step not in saved:
-                    # stopped (max_steps, max_time, should_stop) at a step no checkpoint holds: keep it resumable
-                    trainer.save_checkpoint(self.ckpt_path)
-                    self._written = self.ckpt_path
+            if self.enabled and self._final is not None:
+                path = self.ckpt_path
+                if trainer.is_global_zero:
+                    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                    with open(path + ".tmp", "wb") as handle:
+                        handle.write(self._final)
+                    os.replace(path + ".tmp", path)
+                trainer.strategy.barrier("PreemptionCheckpoint.on_train_end")
+                self._written, self._final = path, None
         finally:
             self._restore()
+
+    # --- the random number generators travel with every checkpoint (dropout masks continue exactly) -------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": rng_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict.get("rng") is not None:
+            set_rng_state(state_dict["rng"])
 
     def on_exception(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
         self._restore()  # the checkpoint, if any, was written at the step boundary; never mid-step

@@ -1,0 +1,98 @@
+"""Exact resume through the real command: a run stopped early (``max_steps`` in the middle of an epoch, at the end
+of an epoch, Ctrl-C) and resumed with ``--ckpt_path last`` gives the uninterrupted run's per-step training losses
+and epochs bit for bit (``LossTrace``), for the language-model, classification and forecasting tasks."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from lightning.pytorch.callbacks import Callback
+
+from recurrentkit import cli
+from recurrentkit.callbacks.loss_trace import read_loss_trace
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.logger=false",
+         "--trainer.enable_checkpointing=true"]
+LM = ["-c", str(ROOT / "recipes" / "debug" / "tiny-lm.yaml"), "--trainer.fast_dev_run=false",
+      "--model.init_args.dropout=0.2", "--trainer.limit_val_batches=3", "--trainer.val_check_interval=7"]
+CLASSIFIER = ["-c", str(ROOT / "recipes" / "sst2" / "gru.yaml"), "--model.init_args.hidden_size=8",
+              "--model.init_args.embedding_size=8", "--trainer.callbacks=[]"]
+FORECASTER = ["-c", str(ROOT / "recipes" / "reservoir" / "leaky-bptt-mackey-glass.yaml"),
+              "--model.init_args.hidden_size=8", "--data.init_args.n_timesteps=400", "--model.init_args.cell=lstm",
+              "--model.init_args.cell_kwargs=null",
+              "--trainer.check_val_every_n_epoch=1"]
+
+
+def _fit(workdir: Path, trace: str, recipe: list[str], *extra: str) -> int:
+    return cli.main(["fit", *recipe, *QUIET, f"--trainer.default_root_dir={workdir}",
+                     "--trainer.callbacks+=recurrentkit.callbacks.LossTrace",
+                     f"--trainer.callbacks.path={workdir / trace}",
+                     "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+                     f"--trainer.callbacks.dirpath={workdir / 'checkpoints'}", "--trainer.callbacks.filename=last",
+                     *extra])
+
+
+def _check(tmp_path: Path, recipe: list[str], full: list[str], stop: list[str], resume: list[str] | None = None):
+    assert _fit(tmp_path / "full", "trace.txt", recipe, *full) == 0
+    part = tmp_path / "part"
+    assert _fit(part, "trace.txt", recipe, *stop) == 0
+    first = read_loss_trace(part / "trace.txt")
+    assert _fit(part, "trace.txt", recipe, *(resume or full), "--ckpt_path", "last") == 0
+    reference, resumed = read_loss_trace(tmp_path / "full" / "trace.txt"), read_loss_trace(part / "trace.txt")
+    assert len(first) < len(reference)
+    assert resumed == reference  # (epoch, loss) per global step, bit for bit
+
+
+@pytest.fixture(autouse=True)
+def _data(monkeypatch):
+    monkeypatch.setenv("RK_DATA_DIR", str(ROOT / "tests" / "fixtures" / "fake_data"))
+
+
+def test_lm_resumes_exactly_after_max_steps_mid_epoch_with_validation_in_between(tmp_path):
+    _check(tmp_path, LM, ["--trainer.max_steps=30"], ["--trainer.max_steps=12"])
+
+
+def test_lm_resumes_exactly_after_ctrl_c(tmp_path):
+    class CtrlC(Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 9:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    assert _fit(tmp_path / "full", "trace.txt", LM, "--trainer.max_steps=20") == 0
+    part = tmp_path / "part"
+    from recurrentkit.cli import lightning as cli_lightning
+
+    original = cli_lightning._make_cli_class
+
+    def with_ctrl_c():
+        cls = original()
+
+        class Interrupted(cls):
+            def _instantiate_trainer(self, config, callbacks):
+                return super()._instantiate_trainer(config, [*callbacks, CtrlC()])
+
+        return Interrupted
+
+    cli_lightning._make_cli_class = with_ctrl_c
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            _fit(part, "trace.txt", LM, "--trainer.max_steps=20")
+    finally:
+        cli_lightning._make_cli_class = original
+    assert stopped.value.code == 128 + signal.SIGINT
+    assert (part / "checkpoints" / "last-stopped.ckpt").is_file()
+    assert max(read_loss_trace(part / "trace.txt")) == 9
+    assert _fit(part, "trace.txt", LM, "--trainer.max_steps=20", "--ckpt_path", "last") == 0
+    assert read_loss_trace(part / "trace.txt") == read_loss_trace(tmp_path / "full" / "trace.txt")
+
+
+def test_classifier_resumes_exactly_at_an_epoch_boundary(tmp_path):
+    _check(tmp_path, CLASSIFIER, ["--trainer.max_epochs=3"], ["--trainer.max_epochs=1"])
+
+
+def test_forecaster_resumes_exactly_at_an_epoch_boundary(tmp_path):
+    _check(tmp_path, FORECASTER, ["--trainer.max_epochs=6"], ["--trainer.max_epochs=3"])
