@@ -76,3 +76,27 @@ def test_an_unknown_cell_is_reported_before_the_data_is_loaded(capsys, monkeypat
     assert cli.main(["fit", *TINY, "--model.init_args.cell=lstmm"]) == 1
     err = capsys.readouterr().err
     assert "model.init_args.cell: unknown cell 'lstmm'; did you mean 'lstm'" in err
+
+
+@pytest.mark.parametrize("flags, message", [(["--temperature", "inf"], "--temperature must be a finite number"),
+                                            (["--temperature", "nan"], "--temperature must be a finite number"),
+                                            (["--prompt", "ROMEO\u00e9\u2603"], "tokens the vocabulary does not know")])
+def test_generate_rejects_bad_temperature_and_unknown_prompt_characters(checkpoint, capsys, flags, message):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["generate", "--ckpt_path", checkpoint, "--max_new_tokens", "5", *flags])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    if "prompt" in flags:
+        assert "\u2603" in err  # the unknown character is named
+
+
+def test_char_level_true_survives_a_word_tokenizer(tmp_path, capsys, monkeypatch):
+    """A user's ``char_level: true`` is not overwritten by the data module (a word tokenizer over spaced chars)."""
+    corpus = tmp_path / "chars.txt"
+    corpus.write_text("a b c d e a b c\n" * 40)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["fit", *TINY, "--trainer.fast_dev_run=true", "--data.init_args.preset=null",
+                     f"--data.init_args.data_files={{train: {corpus}, validation: {corpus}}}",
+                     "--data.init_args.tokenizer=word", "--model.init_args.char_level=true"]) == 0
+    assert "val/bpc" in capsys.readouterr().out

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
+from ..checkpointing import CheckpointError, load_checkpoint
 from .lightning import _import
 
 
@@ -22,12 +24,19 @@ def generate_main(argv: list[str]) -> int:
     path = Path(args.ckpt_path)
     if not path.is_file():
         parser.error(f"checkpoint not found: {path}")
+    if not math.isfinite(args.temperature) or args.temperature < 0:
+        parser.error(f"--temperature must be a finite number >= 0 (0 is greedy), got {args.temperature}")
     task_cls = _import(args.model_class)
     if task_cls is None:
         parser.error(f"cannot import {args.model_class}")
-    task = task_cls.load_from_checkpoint(str(path), map_location="cpu")
-    print(task.generate(args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                        top_k=args.top_k, seed=args.seed))
+    try:
+        load_checkpoint(path)  # an empty or corrupt file is named here, not deep inside torch.load
+        task = task_cls.load_from_checkpoint(str(path), map_location="cpu")
+        text = task.generate(args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                             top_k=args.top_k, seed=args.seed)
+    except (CheckpointError, ValueError) as error:
+        parser.error(str(error))
+    print(text)
     return 0
 
 

@@ -15,7 +15,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-LINKED_SIZES = ("vocab_size", "num_classes", "input_size", "output_size", "char_level", "pad_id", "char_vocab_size",
+# (``char_level`` is not linked: a link would overwrite a user's ``char_level: true``; the language-model task
+# ORs its own setting with the data module's in ``setup``)
+LINKED_SIZES = ("vocab_size", "num_classes", "input_size", "output_size", "pad_id", "char_vocab_size",
                 "label_names", "src_vocab_size", "tgt_vocab_size")
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 

@@ -117,6 +117,15 @@ class RidgeReadout(nn.Module):
             raise ValueError(f"targets {tuple(targets.shape)} do not match states {tuple(states.shape)} with "
                              f"{self.out_features} outputs")
         washout = self.washout if washout is None else washout
+        if feats.dim() == 3 and washout >= feats.shape[0]:
+            raise ValueError(f"washout={washout} is not shorter than the sequence ({feats.shape[0]} steps): no step is "
+                             "left to fit the readout; lower washout or use longer windows")
+        for name, tensor in (("inputs", inputs), ("targets", targets), ("reservoir states", states)):
+            if tensor is not None and not bool(torch.isfinite(tensor).all()):
+                where = [int(i) for i in (~torch.isfinite(tensor)).nonzero()[0]]
+                at = f"time step {where[0]}, sequence {where[1]}" if tensor.dim() == 3 else f"row {where[0]}"
+                raise ValueError(f"the {name} contain NaN or infinite values (first at {at} of the batch); clean "
+                                 "the series before fitting the ridge readout")
         if mask is not None and mask.shape != feats.shape[:-1]:
             raise ValueError(f"mask shape {tuple(mask.shape)} does not match {tuple(feats.shape[:-1])}")
         if feats.dim() == 3 and washout:

@@ -81,6 +81,8 @@ class LanguageModelTask(Task):
         self.vocab, self.tokenizer = vocab, tokenizer
 
     def setup(self, stage: str) -> None:
+        # bits per character when either the setting or the data says the tokens are characters
+        self.char_level = self.char_level or bool(getattr(self.datamodule, "char_level", False))
         vocab = getattr(self.datamodule, "vocab", None)
         if vocab is not None:
             self.attach_vocabulary(vocab, getattr(self.datamodule, "tokenizer", None))
@@ -216,8 +218,8 @@ class LanguageModelTask(Task):
             exclude_ids = self.unseen_ids()
         if len(prompt_ids) == 0:
             raise ValueError("the prompt is empty; give at least one token")
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if not math.isfinite(temperature) or temperature < 0:
+            raise ValueError(f"temperature must be a finite number >= 0 (0 is greedy), got {temperature}")
         if top_k is not None and top_k < 1:
             raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
         if max_new_tokens < 0:
@@ -282,6 +284,12 @@ class LanguageModelTask(Task):
                 tokens = tokens[:-1]  # the word tokenizer ends every line with <eos>; an open prompt has none
             if not tokens and eos is not None:
                 tokens = [eos]
+            unknown = sorted({t for t in tokens if t not in self.vocab})
+            unk_id = getattr(self.vocab, "unk_id", None)
+            if unknown and (unk_id is None or unk_id in self.unseen_ids()):
+                # the model never saw <unk> in training: the prompt would silently become <unk><unk>...
+                raise ValueError(f"the prompt has tokens the vocabulary does not know: {unknown[:10]!r}"
+                                 f"{' ...' if len(unknown) > 10 else ''}; the model was trained without them")
             prompt_ids = self.vocab.encode(tokens)
         else:
             prompt_ids = [int(i) for i in prompt]
