@@ -32,6 +32,14 @@ class WandbLogger(_LightningWandbLogger):
 
     def __init__(self, *args: Any, offline: bool | None = None, project: str | None = "recurrentkit",
                  **kwargs: Any) -> None:
+        import importlib.util
+
+        if importlib.util.find_spec("wandb") is None:
+            from .errors import ConfigError
+
+            raise ConfigError("trainer.logger: W&B logging (recurrentkit.loggers.WandbLogger, e.g. from "
+                              "recipes/_base/wandb.yaml) needs the wandb package: pip install wandb, or leave the "
+                              "W&B config out (--trainer.logger=false, or another logger)")
         if offline is None:
             offline = os.environ.get("WANDB_MODE") in ("offline", "dryrun") or not wandb_credentials_available()
             if offline:

@@ -178,6 +178,10 @@ def _load_file_split(path: str, name: str, fmt: str, text_column: str, label_col
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
     first_line = 1
+    if fmt != "json" and fmt != "jsonl":
+        from .checks import check_local_files
+
+        check_local_files(path, "\t" if fmt == "tsv" else None)  # names the file, line and column
     if fmt in ("tsv", "csv"):
         # QUOTE_NONE: SST text holds bare quotes; na_filter=False: the words "nan"/"null" stay text
         kwargs = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}

@@ -196,6 +196,10 @@ class LanguageModelingDataModule(TokenStreamDataModule):
                 by_document = fractions is not None and only_train
                 kwargs = {"sample_by": "document" if by_document else "line", "keep_linebreaks": keep_lb}
                 text_column = "text"
+            if builder == "text" and data_files is not None:
+                from .checks import check_local_files
+
+                check_local_files(data_files)  # a bad byte is named by file, line and column
             try:
                 raw = load_dataset(builder, name, data_files=data_files, cache_dir=self.cache_dir, **kwargs)
             except FileNotFoundError as err:
