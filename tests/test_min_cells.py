@@ -133,7 +133,7 @@ def test_layer_lengths_bidirectional_stacking_and_dropout(name, monkeypatch):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_language_model_and_classifier_take_the_cell_by_name(name):
+def test_language_model_classifier_and_tagger_take_the_cell_by_name(name):
     torch.manual_seed(5)
     lm = rk.RNNLanguageModel(20, embedding_size=8, hidden_size=8, num_layers=2, cell=name, dropout=0.1)
     tokens = torch.randint(0, 20, (2, 11))
@@ -145,6 +145,14 @@ def test_language_model_and_classifier_take_the_cell_by_name(name):
     lengths = torch.tensor([7, 3])
     batched = classifier(torch.randint(1, 20, (2, 7)), lengths)
     assert batched.shape == (2, 3) and torch.isfinite(batched).all()
+    from recurrentkit.models.tagger import RecurrentTagger
+
+    tagger = RecurrentTagger(20, 4, cell=name, embedding_size=8, hidden_size=6).eval()
+    tokens = torch.randint(1, 20, (2, 7))
+    tokens[1, 3:] = 0
+    scores = tagger(tokens, lengths)
+    assert scores.shape == (2, 7, 4) and torch.isfinite(scores).all()
+    torch.testing.assert_close(scores[1, :3], tagger(tokens[1:, :3], torch.tensor([3]))[0], atol=1e-5, rtol=1e-4)
 
 
 class EMACell(LinearRecurrentCell):
