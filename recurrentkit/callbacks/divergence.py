@@ -96,7 +96,8 @@ class DivergenceGuard(Callback):
                      and bool(torch.isnan(value.detach().float()).item()))
         if self._any(trainer, bool(bad)):
             names = ", ".join(bad) or "a metric on another rank"
-            self._stop(trainer, f"{names} is NaN (some evaluation batch gave a NaN loss; it is reported, not "
+            verb = "are" if len(bad) > 1 else "is"
+            self._stop(trainer, f"{names} {verb} NaN (some evaluation batch gave a NaN loss; it is reported, not "
                        "dropped)", "The weights may already be non-finite.")
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
