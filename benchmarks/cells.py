@@ -241,8 +241,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--esn-steps", type=int, default=None, help="ESN sequence length (default 5000)")
     parser.add_argument("--parallel-only", action="store_true",
                         help="only the min_gru/min_lstm rows (T=35 and T=1024, B=16, H=512, against nn.LSTM)")
-    parser.add_argument("--parallel-steps", type=int, nargs="+", default=list(PARALLEL["steps"]),
-                        help="sequence lengths of the min_gru/min_lstm rows (default 35 1024)")
+    parser.add_argument("--parallel-steps", type=int, nargs="+", default=None,
+                        help="sequence lengths of the min_gru/min_lstm rows (default 35 1024; 35 with --quick)")
     parser.add_argument("--device", default="cpu", help="device of the min_gru/min_lstm rows (cuda: vs cuDNN)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -255,7 +255,8 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
           f", cells: {', '.join(rk.list_cells())}; {rounds} interleaved rounds, medians, {args.clock} clock\n")
-    parallel = {steps: bench_parallel(steps, rounds, args.min_seconds, args.device) for steps in args.parallel_steps}
+    parallel_steps = args.parallel_steps or ([35] if args.quick else list(PARALLEL["steps"]))
+    parallel = {steps: bench_parallel(steps, rounds, args.min_seconds, args.device) for steps in parallel_steps}
     print(parallel_table(parallel, args.device), "\n", flush=True)
     if args.parallel_only:
         return
