@@ -43,8 +43,8 @@ class SequenceDataModule(L.LightningDataModule):
     - ``collate(data)``: the collate function for batches of ``data``.
 
     The constructor arguments are those of the subclasses (see :class:`ClassificationDataModule`).
-    ``shard_evaluation = False`` makes every DDP rank evaluate the whole validation and test sets (translation does,
-    for corpus-level BLEU) instead of its own share.
+    ``shard_evaluation = False`` makes every DDP rank evaluate the whole validation and test sets instead of its own
+    share (for a corpus-level metric whose task does not gather the ranks' outputs; ``Seq2SeqTask`` does gather).
     """
 
     shard_evaluation: ClassVar[bool] = True

@@ -160,10 +160,11 @@ class TranslationDataModule(SequenceDataModule):
         seed: seed of the training order.
 
     Batches are bucketed by source length (:class:`~recurrentkit.data.sequences.SequenceDataModule`); under DDP
-    the training batches are sharded by rank and every rank evaluates the whole validation and test sets.
+    training and evaluation batches are sharded by rank (``Seq2SeqTask`` gathers every rank's hypotheses before
+    BLEU).
     """
 
-    shard_evaluation = False
+    # evaluation is sharded across DDP ranks like training: Seq2SeqTask gathers every rank's hypotheses before BLEU
 
     def __init__(self, source_lang: str, target_lang: str, data_dir: str | None = None,
                  train_prefix: str | None = "train", val_prefix: str | None = "val", test_prefix: str | None = None,
