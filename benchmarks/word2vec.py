@@ -3,6 +3,7 @@
     python benchmarks/word2vec.py                       # skip-gram, gensim defaults, 5 epochs (a few minutes)
     python benchmarks/word2vec.py --mode cbow
     python benchmarks/word2vec.py --max-lines 3000 --epochs 1   # a quick smoke run
+    python benchmarks/word2vec.py --negative-sharing 1          # word2vec's own negatives (one draw per pair)
 
 Both train on the lines of ``wikitext-2/train.txt`` split on whitespace (no end-of-line token; windows stop at line
 ends), with gensim's defaults: vector_size 100, window 5, min_count 5, negative 5, sample 1e-3, alpha 0.025 ->
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--workers", type=int, default=2, help="gensim worker threads")
     p.add_argument("--num-workers", type=int, default=0,
                    help="recurrentkit DataLoader worker processes (pair generation beside training)")
+    p.add_argument("--negative-sharing", type=int, default=16,
+                   help="pairs sharing one draw of noise words in recurrentkit (1: word2vec's own scheme)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--skip-gensim", action="store_true")
     p.add_argument("--json", default=None, help="also write the results here")
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     dm = Word2VecDataModule(sentences=sentences, min_count=5, mode=args.mode, window=5, sample=1e-3, negative=5,
                             batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
-                            num_workers=args.num_workers)
+                            num_workers=args.num_workers, negative_sharing=args.negative_sharing)
     corpus: Word2VecCorpus = dm.corpus
     task = Word2VecTask(dm.vocab_size, vector_size=100, mode=args.mode, alpha=0.025, min_alpha=0.0001,
                         seed=args.seed, words=dm.words)
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     results["recurrentkit"] = {"seconds": rk_seconds, "words_per_sec": rk_words / rk_seconds,
                                "vocab": dm.vocab_size, "train_words": len(corpus), **rk_eval.as_dict(),
                                "threads": args.threads, "batch_size": args.batch_size,
-                               "num_workers": args.num_workers}
+                               "num_workers": args.num_workers, "negative_sharing": args.negative_sharing}
     print(f"recurrentkit: vocab {dm.vocab_size}, {len(corpus)} training tokens/epoch, {rk_seconds:.1f} s, "
           f"{rk_words / rk_seconds:,.0f} words/s; analogies: {rk_eval}", flush=True)
 

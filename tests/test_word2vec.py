@@ -152,6 +152,69 @@ def test_negative_sampling_loss_decreases():
     assert probe_loss() < 0.85 * before
 
 
+def _random_task_and_batch(mode: str, vocab: int = 12, batch: int = 10, k: int = 3, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    task = Word2VecTask(vocab, vector_size=6, mode=mode, cbow_mean=False, seed=seed)
+    task.output_embeddings.weight.copy_(torch.randn(vocab, 6, generator=gen) * 0.3)  # word2vec starts them at 0
+    centre = torch.randint(0, vocab, (batch,), generator=gen)
+    if mode == "sg":
+        context = torch.randint(0, vocab, (batch,), generator=gen)
+    else:
+        context = torch.randint(0, vocab, (batch, 4), generator=gen)
+        context[::3, 2:] = -1  # padding
+    negatives = torch.randint(0, vocab, (batch, k), generator=gen)
+    negatives[0, 0] = centre[0]  # a negative equal to the target is skipped
+    return task, centre, context, negatives
+
+
+@pytest.mark.parametrize("mode", ["sg", "cbow"])
+def test_manual_update_equals_autograd_sgd_step(mode):
+    """The closed-form update is ``w -= alpha * grad`` of the summed loss, all pairs at the pre-update weights."""
+    task, centre, context, negatives = _random_task_and_batch(mode)
+    w_in = task.input_embeddings.weight.clone().requires_grad_()
+    w_out = task.output_embeddings.weight.clone().requires_grad_()
+    if mode == "sg":
+        v = w_in[context]
+    else:  # cbow_mean=False: the sum of the context vectors (word2vec gives each context the unscaled gradient)
+        v = (w_in[context.clamp_min(0)] * (context >= 0)[..., None]).sum(1)
+    f_pos = (w_out[centre] * v).sum(1)
+    f_neg = (w_out[negatives] * v[:, None]).sum(-1)
+    valid = negatives != centre[:, None]
+    loss = -(nn.functional.logsigmoid(f_pos).sum() + (nn.functional.logsigmoid(-f_neg) * valid).sum())
+    loss.backward()
+    alpha = 0.1
+    returned = task.sgd_step(centre, context, negatives, alpha)
+    torch.testing.assert_close(task.input_embeddings.weight, w_in.detach() - alpha * w_in.grad)
+    torch.testing.assert_close(task.output_embeddings.weight, w_out.detach() - alpha * w_out.grad)
+    assert float(returned) == pytest.approx(float(loss.detach()) / len(centre), rel=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["sg", "cbow"])
+def test_shared_negatives_step_equals_per_pair_step_with_repeated_negatives(mode):
+    """Groups of G pairs sharing one row of negatives give exactly the update of each pair owning that row."""
+    task, centre, context, _ = _random_task_and_batch(mode, batch=10)
+    shared = torch.randint(0, 12, (3, 3), generator=torch.Generator().manual_seed(1))  # G = 4, last group short
+    shared[0, 1] = centre[2]
+    reference = Word2VecTask(12, vector_size=6, mode=mode, cbow_mean=False)
+    reference.load_state_dict(task.state_dict())
+    loss = task.sgd_step(centre, context, shared, alpha=0.1)
+    ref_loss = reference.sgd_step(centre, context, shared.repeat_interleave(4, dim=0)[:10], alpha=0.1)
+    torch.testing.assert_close(task.input_embeddings.weight, reference.input_embeddings.weight)
+    torch.testing.assert_close(task.output_embeddings.weight, reference.output_embeddings.weight)
+    assert float(loss) == pytest.approx(float(ref_loss), rel=1e-5)
+    with pytest.raises(ValueError, match="neither one per pair"):
+        task.sgd_step(centre, context, shared[:1].expand(6, 3), alpha=0.1)  # 6 rows: groups of 2 leave one empty
+
+
+def test_dataset_shares_negatives_per_group_and_checks_the_group_size():
+    corpus = Word2VecCorpus(_planted_corpus(reps=5), min_count=1)
+    batches = list(Word2VecDataset(corpus, window=2, sample=0, batch_size=64, epochs=1, seed=0, negative_sharing=8))
+    for b in batches:
+        assert b["negatives"].shape == (-(-len(b["centre"]) // 8), 5)
+    with pytest.raises(ValueError, match="negative_sharing"):
+        Word2VecDataset(corpus, batch_size=64, negative_sharing=5)
+
+
 @pytest.mark.parametrize("mode", ["sg", "cbow"])
 def test_planted_analogy_is_solved(mode):
     wv, stats = train_word2vec(sentences=_planted_corpus(), mode=mode, vector_size=20, window=4, min_count=1,

@@ -159,12 +159,13 @@ class Word2VecDataset(IterableDataset):
 
     Skip-gram batches: ``{"centre": [B], "context": [B], "negatives": [B, K], "progress": float}``.
     CBOW batches: ``{"centre": [B], "context": [B, 2W] (-1 padded), "negatives": [B, K], "progress": float}``.
-    ``B`` counts pairs (skip-gram) or centre words (CBOW).
+    ``B`` counts pairs (skip-gram) or centre words (CBOW). With ``negative_sharing = G > 1`` each group of ``G``
+    consecutive (shuffled) pairs shares one row of ``K`` noise words: ``negatives`` is ``[ceil(B / G), K]``.
     """
 
     def __init__(self, corpus: Word2VecCorpus, mode: str = "sg", window: int = 5, sample: float = 1e-3,
                  negative: int = 5, ns_exponent: float = 0.75, batch_size: int = 4096, chunk_size: int = 100_000,
-                 shrink_windows: bool = True, epochs: int = 5, seed: int = 1) -> None:
+                 shrink_windows: bool = True, epochs: int = 5, seed: int = 1, negative_sharing: int = 1) -> None:
         if mode not in ("sg", "cbow"):
             raise ValueError(f"mode must be 'sg' or 'cbow', got {mode!r}")
         if negative < 1:
@@ -175,6 +176,10 @@ class Word2VecDataset(IterableDataset):
         self.batch_size, self.chunk_size, self.shrink_windows = int(batch_size), int(chunk_size), shrink_windows
         self.keep = keep_probabilities(corpus.counts, sample)
         self.noise = NoiseSampler(corpus.counts, ns_exponent)
+        if negative_sharing < 1 or batch_size % negative_sharing:
+            raise ValueError(f"negative_sharing must be >= 1 and divide batch_size={batch_size}, "
+                             f"got {negative_sharing}")
+        self.negative_sharing = int(negative_sharing)
         self.epochs, self.seed, self.epoch = int(epochs), int(seed), 0
         self._explicit_epoch = False
 
@@ -216,12 +221,14 @@ class Word2VecDataset(IterableDataset):
                 continue
             perm = rng.permutation(m)
             centre, context = centre[perm], context[perm]
-            negatives = self.noise.sample((m, self.negative), rng)
+            share = self.negative_sharing
+            negatives = self.noise.sample((-(-m // share), self.negative), rng)  # one row per group of pairs
             p0, p1 = (epoch * n + start) / total, (epoch * n + stop) / total
             for b in range(0, m, self.batch_size):
                 e = min(b + self.batch_size, m)
                 yield {"centre": torch.from_numpy(centre[b:e]), "context": torch.from_numpy(context[b:e]),
-                       "negatives": torch.from_numpy(negatives[b:e]), "progress": p0 + (p1 - p0) * b / m,
+                       "negatives": torch.from_numpy(negatives[b // share:-(-e // share)]),
+                       "progress": p0 + (p1 - p0) * b / m,
                        "words": (stop - start) * (e - b) / m}
 
 
@@ -262,13 +269,15 @@ class Word2VecDataModule(L.LightningDataModule):
         epochs: epochs used for the LR schedule when no Trainer is attached (else ``trainer.max_epochs``).
         seed: base seed of subsampling, windows, shuffling and negatives.
         num_workers: DataLoader worker processes (1 overlaps pair generation with training).
+        negative_sharing: pairs (of a shuffled batch) that share one draw of ``negative`` noise words; 1 is
+            word2vec's own scheme, larger values trade independence between pairs for speed (docs/word2vec.md).
     """
 
     def __init__(self, train_file: str | None = None, min_count: int = 5, max_vocab_size: int | None = None,
                  lower: bool = False, max_lines: int | None = None, mode: str = "sg", window: int = 5,
                  sample: float = 1e-3, negative: int = 5, ns_exponent: float = 0.75, shrink_windows: bool = True,
                  batch_size: int = 4096, chunk_size: int = 100_000, epochs: int = 5, seed: int = 1,
-                 num_workers: int = 0, sentences: list[list[str]] | None = None) -> None:
+                 num_workers: int = 0, sentences: list[list[str]] | None = None, negative_sharing: int = 1) -> None:
         super().__init__()
         if train_file is None and sentences is None:
             raise ValueError("give train_file or sentences")
@@ -278,7 +287,7 @@ class Word2VecDataModule(L.LightningDataModule):
         self.min_count, self.max_vocab_size, self.lower, self.max_lines = min_count, max_vocab_size, lower, max_lines
         self.dataset_kwargs = dict(mode=mode, window=window, sample=sample, negative=negative,
                                    ns_exponent=ns_exponent, batch_size=batch_size, chunk_size=chunk_size,
-                                   shrink_windows=shrink_windows, seed=seed)
+                                   shrink_windows=shrink_windows, seed=seed, negative_sharing=negative_sharing)
         self.epochs, self.num_workers = epochs, int(num_workers)
         self._corpus: Word2VecCorpus | None = None
         self.train_dataset: Word2VecDataset | None = None

@@ -77,17 +77,38 @@ class Word2VecTask(Task):
 
     @torch.no_grad()
     def sgd_step(self, centre: Tensor, context: Tensor, negatives: Tensor, alpha: float) -> Tensor:
-        """One word2vec update on a batch; returns the mean negative-sampling loss before the update."""
-        w_in, w_out = self.input_embeddings.weight, self.output_embeddings.weight
-        targets = torch.cat([centre[:, None], negatives], dim=1)  # [B, 1 + K]
+        """One word2vec update on a batch; returns the mean negative-sampling loss before the update.
+
+        ``negatives`` is ``[B, K]`` (each pair its own noise words, word2vec's scheme) or ``[ceil(B / G), K]``:
+        then each group of ``G`` consecutive pairs shares its ``K`` noise words (``negative_sharing`` in the data),
+        which turns the noise scores and their updates into small matrix products and gathers ``G`` times fewer
+        rows. Every pair still sees ``K`` draws from ``P_n``, so the expected update is word2vec's.
+        """
         if self.hparams.mode == "sg":
-            v = F.embedding(context, w_in)  # [B, D]
+            v = F.embedding(context, self.input_embeddings.weight)  # [B, D]
         else:
+            w_in = self.input_embeddings.weight
             mask = context >= 0  # [B, 2W]
             n_ctx = mask.sum(1)
             v = torch.bmm(mask[:, None, :].to(w_in.dtype), F.embedding(context.clamp_min(0), w_in)).squeeze(1)
             if self.hparams.cbow_mean:
                 v = v / n_ctx[:, None].clamp_min(1)
+        if negatives.shape[0] == centre.shape[0]:
+            loss, grad_v = self._update_outputs_per_pair(v, centre, negatives, alpha)
+        else:
+            loss, grad_v = self._update_outputs_shared(v, centre, negatives, alpha)
+        w_in = self.input_embeddings.weight
+        if self.hparams.mode == "sg":
+            w_in.index_add_(0, context, grad_v)
+        else:
+            w_in.index_add_(0, context[mask], grad_v.repeat_interleave(n_ctx, dim=0))
+        return loss
+
+    def _update_outputs_per_pair(self, v: Tensor, centre: Tensor, negatives: Tensor, alpha: float
+                                 ) -> tuple[Tensor, Tensor]:
+        """word2vec's update of the output rows (own negatives per pair); returns ``(loss, grad_v)``."""
+        w_out = self.output_embeddings.weight
+        targets = torch.cat([centre[:, None], negatives], dim=1)  # [B, 1 + K]
         u = F.embedding(targets, w_out)  # [B, 1 + K, D]
         f = torch.bmm(v[:, None, :], u.transpose(1, 2)).squeeze(1)  # [B, 1 + K]: u_t . v
         valid = negatives != centre[:, None]  # word2vec skips a negative equal to the target
@@ -98,11 +119,33 @@ class Word2VecTask(Task):
         g.mul_(alpha)
         grad_v = torch.bmm(g[:, None, :], u).squeeze(1)  # [B, D] = sum_t g_t u_t
         w_out.index_add_(0, targets.reshape(-1), (g[:, :, None] * v[:, None, :]).reshape(-1, v.shape[1]))
-        if self.hparams.mode == "sg":
-            w_in.index_add_(0, context, grad_v)
-        else:
-            w_in.index_add_(0, context[mask], grad_v.repeat_interleave(n_ctx, dim=0))
-        return loss
+        return loss, grad_v
+
+    def _update_outputs_shared(self, v: Tensor, centre: Tensor, negatives: Tensor, alpha: float
+                               ) -> tuple[Tensor, Tensor]:
+        """The same update with ``K`` negatives shared by each group of ``G`` pairs; returns ``(loss, grad_v)``."""
+        w_out = self.output_embeddings.weight
+        batch, dim = v.shape
+        groups, k = negatives.shape
+        size = -(-batch // groups)  # G
+        if groups * size - batch >= size:
+            raise ValueError(f"negatives has {groups} rows: neither one per pair nor one per group of pairs for a "
+                             f"batch of {batch}")
+        pad = groups * size - batch
+        u_pos = F.embedding(centre, w_out)  # [B, D]
+        f_pos = (u_pos * v).sum(1)  # [B]
+        vg = F.pad(v, (0, 0, 0, pad)).view(groups, size, dim)  # [n, G, D]
+        u_neg = F.embedding(negatives, w_out)  # [n, K, D]
+        f_neg = torch.bmm(vg, u_neg.transpose(1, 2))  # [n, G, K]
+        centre_g = F.pad(centre, (0, pad), value=-1).view(groups, size)
+        valid = (negatives[:, None, :] != centre_g[:, :, None]) & (centre_g >= 0)[:, :, None]
+        loss = -(F.logsigmoid(f_pos).sum() + F.logsigmoid(-f_neg).masked_fill(~valid, 0.0).sum()) / batch
+        g_pos = torch.sigmoid(f_pos).neg_().add_(1.0).mul_(alpha)  # alpha (1 - sigma)
+        g_neg = torch.sigmoid(f_neg).masked_fill_(~valid, 0.0).mul_(-alpha)  # alpha (0 - sigma)
+        grad_v = g_pos[:, None] * u_pos + torch.bmm(g_neg, u_neg).view(-1, dim)[:batch]
+        w_out.index_add_(0, centre, g_pos[:, None] * v)
+        w_out.index_add_(0, negatives.reshape(-1), torch.bmm(g_neg.transpose(1, 2), vg).reshape(-1, dim))
+        return loss, grad_v
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         if self._t0 is None:
