@@ -42,6 +42,8 @@ def _overrides(recipe: Path) -> list[str]:
     cell_kwargs = init_args.get("cell_kwargs") or {}
     if cell_kwargs.get("proj_size", 0) >= SHRINK["hidden_size"]:
         args.append("--model.init_args.cell_kwargs={proj_size: 12}")
+        if init_args.get("tie_weights"):  # a tied projection feeds the embedding-sized output layer
+            args.append("--model.init_args.embedding_size=12")
     if init_args.get("layer_sizes"):
         sizes = [SHRINK["hidden_size"]] * (len(init_args["layer_sizes"]) - 1) + [SHRINK["embedding_size"]]
         args.append(f"--model.init_args.layer_sizes={sizes}")

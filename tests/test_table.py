@@ -102,3 +102,104 @@ def test_committed_page_matches_the_committed_results():
         results = load_results(ROOT / "recipes" / "table" / "results", scale)
         assert all(r["status"] == "done" for r in results if r["row"] != "snm"), scale
         assert markdown_section(scale, results, "recipes/table/results") in generated
+
+
+def test_spearman_on_a_hand_case():
+    from recurrentkit.cli.table import spearman
+
+    # ranks 1,2,3,4 against 1,3,2,4: sum d^2 = 2, rho = 1 - 6*2 / (4*15) = 0.8
+    assert spearman([10, 20, 30, 40], [1.0, 3.0, 2.0, 4.0]) == pytest.approx(0.8)
+    assert spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
+    # ties take their average rank: ranks (1.5, 1.5, 3) against (1, 2, 3)
+    assert spearman([5, 5, 9], [1, 2, 3]) == pytest.approx(0.8660254, abs=1e-6)
+    with pytest.raises(ValueError, match="equally long"):
+        spearman([1, 2], [1])
+
+
+CONVERGE_TINY = [a for a in TINY if "max_epochs" not in a and "limit_train" not in a] + [
+    "--trainer.limit_train_batches=3"]
+
+
+def test_converged_row_resumes_from_its_last_checkpoint(tmp_path, monkeypatch, zipf_ptb):
+    """An interrupted converged row restarts from last.ckpt (epochs already run are not run again); a finished row
+    is picked up from its result.json."""
+    monkeypatch.setenv("RK_DATA_DIR", str(zipf_ptb))
+    runs, recipes = tmp_path / "runs", ROOT / "recipes" / "table" / "converged"
+    # the "interrupted" session: the cap stops it after 2 epochs, as a kill would after its second checkpoint
+    first = run_table("ptb", ["lstm-adaptive"], runs_dir=runs, recipes_dir=recipes, converge=True,
+                      extra_args=CONVERGE_TINY + ["--trainer.max_epochs=2"])
+    row_dir = runs / "ptb" / "lstm-adaptive"
+    assert (row_dir / "checkpoints" / "last.ckpt").is_file()
+    assert first[[r["row"] for r in first].index("lstm-adaptive")]["steps"] == 6
+    (row_dir / "result.json").unlink()  # as if the process had died before writing it
+    resumed = {r["row"]: r for r in run_table("ptb", ["lstm-adaptive"], runs_dir=runs, recipes_dir=recipes,
+                                              converge=True, extra_args=CONVERGE_TINY + ["--trainer.max_epochs=3"])}
+    row = resumed["lstm-adaptive"]
+    assert row["steps"] == 9 and row["epochs_run"] == 3  # one more epoch, not three from scratch
+    assert row["stopped_by"] in ("epoch cap", "early stopping") and 1 <= row["best_epoch"] <= 3
+    assert row["tokens_per_s"] > 0 and row["wall_s"] >= row["train_s"] > 0 and row["mode"] == "converged"
+    # a finished row is read back, not retrained
+    stored = json.loads((row_dir / "result.json").read_text())
+    (row_dir / "result.json").write_text(json.dumps({**stored, "test_ppl": 77.0}))
+    again = {r["row"]: r for r in run_table("ptb", ["lstm-adaptive"], runs_dir=runs, recipes_dir=recipes,
+                                            converge=True, extra_args=CONVERGE_TINY)}
+    assert again["lstm-adaptive"]["test_ppl"] == 77.0
+
+
+def test_converged_section_reports_every_column_and_the_rank_correlation():
+    from recurrentkit.cli.table import CONVERGED_BEGIN, CONVERGED_END, converged_section, replace_converged_region
+
+    neural = {"epochs_run": 9, "best_epoch": 7, "stopped_by": "early stopping", "tokens_per_s": 4321.0,
+              "params_kind": "parameters", "device": "CPU"}
+    results = []
+    for rank, row in enumerate(sorted(ROWS, key=lambda r: r.published)):  # ours in the published order
+        extra = neural if row.recipe else {"params_kind": "n-gram types", "device": "CPU (numpy)"}
+        results.append({"row": row.key, "status": "done", "test_ppl": 80.0 + 10 * rank, "val_ppl": 85.0 + rank,
+                        "params": 1_500_000, "wall_s": 600.0, "command": "c", **extra})
+    text = converged_section("ptb", results)
+    assert "Spearman rank correlation between the published column and ours: **1.000** over all 8 rows" in text
+    assert "| 7 / 9, early stopping | 10.0 min | 1.5M parameters | 4,321 |" in text
+    pending = converged_section("ptb", results[:3])
+    assert "not run yet" in pending and "Spearman" in pending and "**" + "1.000" not in pending
+    page = f"intro\n{CONVERGED_BEGIN}\nold\n{CONVERGED_END}\nrest\n"
+    new = replace_converged_region(page, text)
+    assert "old" not in new and new.startswith("intro") and new.endswith("rest\n") and "4,321" in new
+    with pytest.raises(ValueError, match="no converged region"):
+        replace_converged_region("intro only", text)
+
+
+def test_measure_row_rate_times_steps_and_estimates_the_cap(monkeypatch, zipf_ptb):
+    from recurrentkit.cli.table import measure_row_rate
+
+    monkeypatch.setenv("RK_DATA_DIR", str(zipf_ptb))
+    row = next(r for r in ROWS if r.key == "lstm-adaptive")
+    m = measure_row_rate(row, "ptb", ROOT / "recipes" / "table" / "converged", steps=3, eval_batches=2,
+                         extra_args=[a for a in TINY if "limit" not in a and "max_epochs" not in a])
+    assert m["train_tokens_per_s"] > 0 and m["eval_tokens_per_s"] > 0 and m["epoch_cap"] == 15
+    assert m["cap_min"] > 15 * m["epoch_min"] > 0
+
+
+def test_every_neural_row_has_a_converged_recipe_with_stopping_rules():
+    import yaml
+
+    for row in ROWS:
+        if row.recipe:
+            config = yaml.safe_load((ROOT / "recipes" / "table" / "converged" / row.recipe).read_text())
+            callbacks = [(c["class_path"].rsplit(".", 1)[1], c["init_args"]) for c in config["trainer"]["callbacks"]]
+            assert ("EarlyStopping", "val/ppl") in [(name, args.get("monitor")) for name, args in callbacks], row.key
+            checkpoints = [args for name, args in callbacks if name == "ModelCheckpoint"]
+            assert [args.get("monitor") for args in checkpoints] == ["val/ppl", None], row.key
+            assert checkpoints[1]["filename"] == "last", row.key
+            assert config["model"]["init_args"]["lr_scheduler"]["init_args"]["monitor"] == "val/ppl", row.key
+            assert config["model"]["init_args"]["dropout"] > 0 and config["trainer"]["max_epochs"] <= 15, row.key
+
+
+def test_committed_page_shows_the_committed_converged_results():
+    """The converged region of docs/perplexity_table.md is what recipes/table/results-converged gives."""
+    from recurrentkit.cli.table import CONVERGED_BEGIN, CONVERGED_END, converged_section
+
+    page = (ROOT / "docs" / "perplexity_table.md").read_text()
+    region = page.split(CONVERGED_BEGIN, 1)[1].split(CONVERGED_END, 1)[0]
+    results = load_results(ROOT / "recipes" / "table" / "results-converged", "ptb")
+    assert {r["row"] for r in results if r["status"] == "done"} >= {"kn5", "snm"}
+    assert region.strip() == converged_section("ptb", results, "recipes/table/results-converged").strip()
