@@ -158,12 +158,13 @@ def run_neural_row(row: Row, scale: str, recipes_dir: Path, budget_minutes: floa
     ckpt_path = None
     clock = TrainingClock()
     if converge:
-        monitored = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor]
-        if not monitored or len(trainer.checkpoint_callbacks) < 2:
-            raise ValueError(f"{recipes_dir / row.recipe}: a converged row needs a ModelCheckpoint on val/ppl (the best "
-                             f"checkpoint, tested) and one writing last.ckpt every epoch (resumed from)")
+        checkpoints = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)]
+        monitored = [c for c in checkpoints if c.monitor]
+        if not monitored or len(checkpoints) < 2:
+            raise ValueError(f"{recipes_dir / row.recipe}: a converged row needs a ModelCheckpoint on val/ppl (the "
+                             f"best checkpoint, tested) and one writing last.ckpt every epoch (resumed from)")
         folder = Path(run_dir) / "checkpoints"
-        for callback in trainer.checkpoint_callbacks:  # one place per row, whatever the recipe says
+        for callback in checkpoints:  # one place per row, whatever the recipe says
             callback.dirpath = str(folder)
         ckpt_path = newest_last_checkpoint(folder)
         trainer.callbacks.append(clock)
