@@ -108,7 +108,10 @@ class PreemptionCheckpoint(Checkpoint):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self._configured_dirpath:
             return
-        folder = getattr(trainer.checkpoint_callback, "dirpath", None)
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        first = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
+        folder = getattr(first, "dirpath", None)
         self.dirpath = folder or os.path.join(trainer.default_root_dir, "checkpoints")
 
     # --- signals ---------------------------------------------------------------------------------------------------

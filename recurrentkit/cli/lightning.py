@@ -138,13 +138,18 @@ def _make_cli_class():
             write_prediction_table(predictions, model, datamodule, path)
 
         def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
-            from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
+            from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 
             from ..callbacks.preemption import PreemptionCheckpoint
 
             # Lightning refuses a checkpoint callback when checkpointing is off
             off = config.get("enable_checkpointing") is False
             callbacks = [c for c in callbacks if not (isinstance(c, PreemptionCheckpoint) and (off or not c.enabled))]
+            configured_all = list(config.get("callbacks") or []) + list(callbacks)
+            if not off and not any(isinstance(c, ModelCheckpoint) for c in configured_all):
+                # Lightning adds its default ModelCheckpoint only when no Checkpoint callback is present, and the
+                # PreemptionCheckpoint is one: add the default explicitly
+                callbacks = [ModelCheckpoint(), *callbacks]
 
             wanted = config.get("enable_progress_bar", True) is not False
             configured = list(config.get("callbacks") or []) + list(callbacks)
