@@ -147,8 +147,9 @@ class PreemptionCheckpoint(Checkpoint):
 
     def _act(self, trainer: L.Trainer) -> None:
         pending = self.pending if self.pending is not None else 0
-        if trainer.world_size > 1:
-            pending = int(trainer.strategy.reduce(float(pending), reduce_op="max"))
+        if trainer.world_size > 1:  # every rank stops at the same step (one scalar all-reduce per step)
+            flag = torch.tensor(float(pending), device=trainer.strategy.root_device)
+            pending = int(trainer.strategy.reduce(flag, reduce_op="max").item())
         if not pending:
             return
         path = self.ckpt_path
