@@ -203,3 +203,17 @@ def test_committed_page_shows_the_committed_converged_results():
     results = load_results(ROOT / "recipes" / "table" / "results-converged", "ptb")
     assert {r["row"] for r in results if r["status"] == "done"} >= {"kn5", "snm"}
     assert region.strip() == converged_section("ptb", results, "recipes/table/results-converged").strip()
+
+
+def test_measure_command_scales_rates_by_the_calibration_row(tmp_path, monkeypatch, zipf_ptb, capsys):
+    from recurrentkit.cli.table import measure_main
+
+    monkeypatch.setenv("RK_DATA_DIR", str(zipf_ptb))
+    idle = tmp_path / "result.json"  # an "idle machine" result that read 1e9 tokens in 1 s: factor >> 1
+    idle.write_text(json.dumps({"row": "lstm-adaptive", "train_tokens": 10**9, "train_s": 1.0}))
+    tiny = [a for a in TINY if "limit" not in a and "max_epochs" not in a]
+    measure_main("ptb", ["lstm-adaptive"], 2, ROOT / "recipes" / "table" / "converged", tiny, str(idle))
+    out = capsys.readouterr().out
+    assert "reference lstm-adaptive: 1,000,000,000 tokens/s idle" in out and "| lstm-adaptive |" in out
+    factor = float(out.split("idle / now = ")[1].split()[0])
+    assert factor > 100 and "idle estimate" in out

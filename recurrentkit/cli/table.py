@@ -534,13 +534,15 @@ def measure_main(scale: str, rows: list[str] | None, steps: int, recipes_dir: Pa
     ``calibrate``: a stored equal-compute ``result.json`` of a row measured on the idle machine; that row's
     equal-compute recipe (``recipes/table/<recipe>``) is timed before and after the others, and the ratio of its idle
     rate to its rate now scales every row to an idle-machine estimate (a loaded machine's rates are pessimistic).
+    The reference recipe is looked up in ``recipes_dir``, or in its parent when ``recipes_dir`` is ``.../converged``.
     """
     factor = None
+    reference_recipes = recipes_dir.parent if recipes_dir.name == "converged" else recipes_dir
     if calibrate:
         stored = json.loads(Path(calibrate).read_text())
         reference = next(row for row in ROWS if row.key == stored["row"])
         idle_rate = stored["train_tokens"] / stored["train_s"]
-        now = measure_row_rate(reference, scale, Path("recipes/table"), steps, eval_batches=5, extra_args=extra)
+        now = measure_row_rate(reference, scale, reference_recipes, steps, eval_batches=5, extra_args=extra)
         print(f"reference {reference.key}: {idle_rate:,.0f} tokens/s idle ({calibrate}), "
               f"{now['train_tokens_per_s']:,.0f} tokens/s now", flush=True)
     print("| row | parameters | training tokens/s | evaluation tokens/s | one epoch (min) | epoch cap | "
@@ -558,7 +560,7 @@ def measure_main(scale: str, rows: list[str] | None, steps: int, recipes_dir: Pa
     print(f"\nall measured rows at their epoch cap: {total:.0f} min ({total / 60:.1f} h) on {device_name()}, "
           f"at the rates measured now")
     if calibrate:
-        after = measure_row_rate(reference, scale, Path("recipes/table"), steps, eval_batches=5, extra_args=extra)
+        after = measure_row_rate(reference, scale, reference_recipes, steps, eval_batches=5, extra_args=extra)
         loaded = (now["train_tokens_per_s"] + after["train_tokens_per_s"]) / 2
         factor = idle_rate / loaded
         print(f"reference {reference.key} after: {after['train_tokens_per_s']:,.0f} tokens/s; idle / now = "
