@@ -1,16 +1,29 @@
-"""Tokens/s of LanguageModelTask + Lightning Trainer vs a minimal hand-written PyTorch loop, same model, same run.
+"""Training speed of ``LanguageModelTask`` + Lightning Trainer against a hand-written PyTorch loop, same run.
 
-Zaremba-small sized: 2x200 LSTM, vocab 10000, batch 20, BPTT 20, SGD lr 1, gradient clipping at norm 5, hidden state
-carried and detached between batches, synthetic tokens. Both loops are timed on the same steps after a warm-up,
-alternating, ``--repeats`` times; the ratio of the medians is printed (goal >= 0.95x).
+The configuration is that of pytorch/examples' ``word_language_model`` with its defaults: Penn Treebank (vocab 10k),
+embedding 200, 2 x 200 LSTM, dropout 0.2 (embedding output, between layers, before the decoder), BPTT 35, batch 20,
+plain SGD lr 20, gradient norm clipped at 0.25, hidden state carried and detached between batches.
 
-    python benchmarks/lm_step.py                   # defaults: 200 timed steps, 3 repeats, 1 thread
-    python benchmarks/lm_step.py --threads 2 --steps 300
+* the **loop** is written the way that example is: sequence-first ``[T, B]`` windows sliced from the batchified
+  stream, one ``nn.LSTM(num_layers=2, dropout=0.2)``, ``CrossEntropyLoss``, ``clip_grad_norm_`` and an in-place
+  ``p -= lr * grad`` update;
+* **ours** is what ``recurrentkit fit`` runs: ``LanguageModelTask`` (``RNNLanguageModel``) under a Lightning
+  ``Trainer`` (``gradient_clip_val=0.25``), fed by ``LanguageModelingDataModule``'s own train loader.
+
+Both read the same PTB batches (``/work/shared/data/ptb`` through the ``ptb`` preset, or ``--synthetic``). They
+alternate ``--repeats`` times in one process; each measurement times ``--steps`` steps after ``--warmup``. Printed:
+tokens/s of each (median), the ratio ours/loop (goal >= 1.0x), and the process CPU time split into user and system
+per epoch-equivalent (PTB: 1327 batches of 20 x 35; goal: ours' system time within 1.5x of the loop's).
+
+    python benchmarks/lm_step.py                          # 200 timed steps, 3 repeats, torch's default threads
+    python benchmarks/lm_step.py --threads 1 --steps 300 --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import resource
 import statistics
 import time
 import warnings
@@ -18,67 +31,95 @@ import warnings
 import torch
 from torch import nn
 
-VOCAB, EMB, HIDDEN, LAYERS, BATCH, BPTT = 10_000, 200, 200, 2, 20, 20
+EMB, HIDDEN, LAYERS, DROPOUT, BATCH, BPTT, LR, CLIP = 200, 200, 2, 0.2, 20, 35, 20.0, 0.25
 
 
-def synthetic_batches(n: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    g = torch.Generator().manual_seed(seed)
-    stream = torch.randint(0, VOCAB, (BATCH, n * BPTT + 1), generator=g)
-    return [(stream[:, i * BPTT:(i + 1) * BPTT].contiguous(), stream[:, i * BPTT + 1:(i + 1) * BPTT + 1].contiguous())
-            for i in range(n)]
+def cpu_times() -> tuple[float, float, float]:
+    """(wall, user, system) seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return time.perf_counter(), usage.ru_utime, usage.ru_stime
 
 
-class PlainLM(nn.Module):
-    def __init__(self) -> None:
+def load_streams(synthetic: bool) -> tuple[torch.Tensor, int]:
+    """The train streams ``[B, N]`` (batch-first, as the data module serves them) and the vocabulary size."""
+    if synthetic:
+        g = torch.Generator().manual_seed(0)
+        return torch.randint(0, 10_000, (BATCH, 46_479), generator=g), 10_000
+    from recurrentkit.data.lm import LanguageModelingDataModule
+
+    dm = LanguageModelingDataModule(preset="ptb", tokenizer="word", batch_size=BATCH, bptt=BPTT)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm.train_dataloader().streams, dm.vocab_size
+
+
+class LoopLM(nn.Module):
+    """Embedding -> dropout -> 2-layer nn.LSTM (dropout between layers) -> dropout -> Linear, sequence-first."""
+
+    def __init__(self, vocab: int) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(VOCAB, EMB)
-        self.lstm = nn.LSTM(EMB, HIDDEN, LAYERS, batch_first=True)
-        self.decoder = nn.Linear(HIDDEN, VOCAB)
+        self.drop = nn.Dropout(DROPOUT)
+        self.encoder = nn.Embedding(vocab, EMB)
+        self.rnn = nn.LSTM(EMB, HIDDEN, LAYERS, dropout=DROPOUT)
+        self.decoder = nn.Linear(HIDDEN, vocab)
+        nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
+        nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+        nn.init.zeros_(self.decoder.bias)
 
-    def forward(self, x, state=None):
-        out, state = self.lstm(self.embedding(x), state)
-        return self.decoder(out), state
+    def forward(self, x, state):
+        out, state = self.rnn(self.drop(self.encoder(x)), state)
+        return self.decoder(self.drop(out)), state
 
 
-def time_plain(batches, warmup: int) -> float:
-    """Seconds for the timed steps of the hand-written loop."""
+def run_loop(streams: torch.Tensor, vocab: int, warmup: int, steps: int) -> tuple[float, float, float]:
+    """(wall, user, system) seconds of the timed steps of the hand-written loop."""
     torch.manual_seed(0)
-    model = PlainLM()
-    opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    loss_fn = nn.CrossEntropyLoss()
-    state = None
+    source = streams.t().contiguous()  # [N, B]: the example's batchify layout
+    model = LoopLM(vocab)
+    model.train()
+    criterion = nn.CrossEntropyLoss()
+    state = (torch.zeros(LAYERS, BATCH, HIDDEN), torch.zeros(LAYERS, BATCH, HIDDEN))
     start = None
-    for i, (x, y) in enumerate(batches):
-        if i == warmup:
-            start = time.perf_counter()
-        logits, state = model(x, state)
+    for step in range(warmup + steps):
+        if step == warmup:
+            start = cpu_times()
+        i = step * BPTT
+        data, target = source[i:i + BPTT], source[i + 1:i + 1 + BPTT].reshape(-1)
+        model.zero_grad()
         state = tuple(s.detach() for s in state)
-        loss = loss_fn(logits.view(-1, VOCAB), y.view(-1))
-        opt.zero_grad(set_to_none=True)
+        output, state = model(data, state)
+        loss = criterion(output.view(-1, vocab), target)
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-    return time.perf_counter() - start
+        nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(p.grad, alpha=-LR)
+    end = cpu_times()
+    return tuple(b - a for a, b in zip(start, end))
 
 
-class _Batches:
-    """A plain iterable over prepared batches (a list would be read as several dataloaders)."""
+class _FirstBatches:
+    """The data module's train loader, cut to its first ``n`` batches (a plain iterable, as the loader is)."""
 
-    def __init__(self, batches) -> None:
-        self.batches = batches
+    def __init__(self, loader, n: int) -> None:
+        self.loader, self.n = loader, n
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return self.n
 
     def __iter__(self):
-        return iter(self.batches)
+        for index, batch in enumerate(self.loader):
+            if index == self.n:
+                return
+            yield batch
 
 
-def time_lightning(batches, warmup: int) -> float:
-    """Seconds for the same timed steps through LanguageModelTask + Trainer."""
+def run_ours(streams: torch.Tensor, vocab: int, warmup: int, steps: int) -> tuple[float, float, float]:
+    """(wall, user, system) seconds of the same timed steps through LanguageModelTask + Trainer."""
     import lightning as L
     from lightning.pytorch.callbacks import Callback
 
+    from recurrentkit.data.lm_stream import BPTTBatches
     from recurrentkit.tasks import LanguageModelTask
 
     class Timer(Callback):
@@ -86,19 +127,22 @@ def time_lightning(batches, warmup: int) -> float:
 
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
             if batch_idx == warmup:
-                self.start = time.perf_counter()
+                self.start = cpu_times()
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            self.end = time.perf_counter()
+            if batch_idx == warmup + steps - 1:
+                self.end = cpu_times()
 
     torch.manual_seed(0)
-    task = LanguageModelTask(VOCAB, cell="lstm", embedding_size=EMB, hidden_size=HIDDEN, num_layers=LAYERS)
+    task = LanguageModelTask(vocab, optimizer=lambda params: torch.optim.SGD(params, lr=LR), cell="lstm",
+                             embedding_size=EMB, hidden_size=HIDDEN, num_layers=LAYERS, dropout=DROPOUT,
+                             input_dropout=DROPOUT, hidden_dropout=DROPOUT)
     timer = Timer()
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, gradient_clip_val=5.0, logger=False,
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, gradient_clip_val=CLIP, logger=False,
                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
-                        limit_val_batches=0, callbacks=[timer])
-    trainer.fit(task, _Batches(batches))
-    return timer.end - timer.start
+                        limit_val_batches=0, use_distributed_sampler=False, callbacks=[timer])
+    trainer.fit(task, _FirstBatches(BPTTBatches(streams, BPTT), warmup + steps))
+    return tuple(b - a for a, b in zip(timer.start, timer.end))
 
 
 def main() -> None:
@@ -106,26 +150,39 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for both loops")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for both (default: torch's)")
+    parser.add_argument("--synthetic", action="store_true", help="random tokens instead of PTB")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
-    import logging
-
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    batches = synthetic_batches(args.warmup + args.steps)
+    streams, vocab = load_streams(args.synthetic)
+    if (args.warmup + args.steps) * BPTT + 1 > streams.shape[1]:
+        raise SystemExit(f"--warmup + --steps must be <= {(streams.shape[1] - 1) // BPTT} (one epoch)")
+    epoch_batches = -(-(streams.shape[1] - 1) // BPTT)
     tokens = args.steps * BATCH * BPTT
-    plain, ours = [], []
+    loop, ours = [], []
     for r in range(args.repeats):
-        plain.append(tokens / time_plain(batches, args.warmup))
-        ours.append(tokens / time_lightning(batches, args.warmup))
-        print(f"repeat {r}: plain {plain[-1]:,.0f} tok/s   LanguageModelTask+Trainer {ours[-1]:,.0f} tok/s", flush=True)
-    p, o = statistics.median(plain), statistics.median(ours)
-    print(f"median over {args.repeats} repeats ({args.steps} steps of {BATCH}x{BPTT} tokens, {args.threads} thread(s), "
-          f"torch {torch.__version__}):")
-    print(f"  hand-written PyTorch loop : {p:,.0f} tokens/s")
-    print(f"  LanguageModelTask+Trainer : {o:,.0f} tokens/s")
-    print(f"  ratio                     : {o / p:.3f}x (goal >= 0.95x)")
+        loop.append(run_loop(streams, vocab, args.warmup, args.steps))
+        ours.append(run_ours(streams, vocab, args.warmup, args.steps))
+        print(f"repeat {r}: loop {tokens / loop[-1][0]:,.0f} tok/s (sys {loop[-1][2]:.2f} s)   "
+              f"ours {tokens / ours[-1][0]:,.0f} tok/s (sys {ours[-1][2]:.2f} s)", flush=True)
+
+    def per_epoch(runs, field):
+        return statistics.median(r[field] for r in runs) / args.steps * epoch_batches
+
+    tl, to = (statistics.median(tokens / r[0] for r in runs) for runs in (loop, ours))
+    print(f"median over {args.repeats} repeats: {args.steps} steps of {BATCH}x{BPTT} tokens, "
+          f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, vocab {vocab}")
+    print(f"  hand-written loop (word_language_model) : {tl:8,.0f} tokens/s")
+    print(f"  LanguageModelTask + Trainer             : {to:8,.0f} tokens/s")
+    print(f"  ratio ours / loop                       : {to / tl:.3f}x (goal >= 1.0x)")
+    print(f"  CPU per epoch-equivalent ({epoch_batches} batches), user / system:")
+    for name, runs in (("loop", loop), ("ours", ours)):
+        print(f"    {name}: {per_epoch(runs, 1):7.1f} s / {per_epoch(runs, 2):6.1f} s")
+    print(f"  system time ours / loop                 : {per_epoch(ours, 2) / max(per_epoch(loop, 2), 1e-9):.2f}x "
+          f"(goal <= 1.5x)")
 
 
 if __name__ == "__main__":
