@@ -12,8 +12,9 @@ plain SGD lr 20, gradient norm clipped at 0.25, hidden state carried and detache
 
 Both read the same PTB batches (``/work/shared/data/ptb`` through the ``ptb`` preset, or ``--synthetic``). They
 alternate ``--repeats`` times in one process; each measurement times ``--steps`` steps after ``--warmup``. Printed:
-tokens/s of each (median), the ratio ours/loop (goal >= 1.0x), and the process CPU time split into user and system
-per epoch-equivalent (PTB: 1327 batches of 20 x 35; goal: ours' system time within 1.5x of the loop's).
+tokens/s of each (median), the ratio ours/loop (goal >= 1.0x), the same ratio per CPU second (steadier on a shared
+machine), and the process CPU time split into user and system per epoch-equivalent (PTB: 1328 batches of 20 x 35;
+goal: ours' system time within 1.5x of the loop's).
 
     python benchmarks/lm_step.py                          # 200 timed steps, 3 repeats, torch's default threads
     python benchmarks/lm_step.py --threads 1 --steps 300 --repeats 5
@@ -178,6 +179,9 @@ def main() -> None:
     print(f"  hand-written loop (word_language_model) : {tl:8,.0f} tokens/s")
     print(f"  LanguageModelTask + Trainer             : {to:8,.0f} tokens/s")
     print(f"  ratio ours / loop                       : {to / tl:.3f}x (goal >= 1.0x)")
+    cl, co = (statistics.median(tokens / (r[1] + r[2]) for r in runs) for runs in (loop, ours))
+    print(f"  per CPU second (user + system), loop / ours: {cl:,.0f} / {co:,.0f} tokens: {co / cl:.3f}x "
+          "(the steadier figure on a shared machine)")
     print(f"  CPU per epoch-equivalent ({epoch_batches} batches), user / system:")
     for name, runs in (("loop", loop), ("ours", ours)):
         print(f"    {name}: {per_epoch(runs, 1):7.1f} s / {per_epoch(runs, 2):6.1f} s")
