@@ -64,10 +64,10 @@ class Seq2SeqTask(Task):
         val_beam_size: beam width of the validation BLEU (1: greedy, the fast default).
         length_penalty: ``α`` of the length normalisation ``log p / |y|^α`` in beam search.
         max_decode_length: most tokens generated per sentence (default ``2 * source length + 10``).
-
-        The four decoding options are not saved with the checkpoint's hyperparameters: they are chosen at test or
-        predict time (``--model.init_args.beam_size=1`` with ``--ckpt_path``).
         **model_kwargs: the arguments of :class:`~recurrentkit.models.seq2seq.Seq2Seq`.
+
+    The four decoding options are not saved with the checkpoint's hyperparameters: they are chosen at test or
+    predict time (``--model.init_args.beam_size=1`` with ``--ckpt_path``).
     """
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, optimizer: OptimizerCallable = torch.optim.Adam,
