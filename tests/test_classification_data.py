@@ -11,6 +11,7 @@ from lightning.fabric.utilities.data import _set_sampler_epoch
 from recurrentkit.data.bucketing import BucketBatchSampler
 from recurrentkit.data.classification import ClassificationDataModule
 from recurrentkit.data.presets import default_data_dir
+from recurrentkit.data.resumable import ResumableBatches
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cls"
 
@@ -182,6 +183,32 @@ def test_bucketing_serves_every_example_once_per_epoch():
     random_spread = sum(max(LENGTHS[i] for i in perm[s:s + 16]) - min(LENGTHS[i] for i in perm[s:s + 16])
                         for s in range(0, len(perm), 16)) / len(range(0, len(perm), 16))
     assert spread < random_spread / 4
+
+
+def test_resumable_batches_continue_mid_epoch_where_the_state_was_taken():
+    def loader():
+        return ResumableBatches(range(len(LENGTHS)), BucketBatchSampler(LENGTHS, 16, pool_batches=8, seed=3))
+
+    first = loader()
+    _set_sampler_epoch(first, 2)  # Lightning reaches the sampler through batch_sampler.sampler
+    whole = [b.tolist() for b in first]
+    assert len(whole) == len(first) and first.state_dict()["batch"] == len(first)
+    stopped = loader()
+    _set_sampler_epoch(stopped, 2)
+    served = iter(stopped)
+    head = [next(served).tolist() for _ in range(5)]
+    state = stopped.state_dict()
+    assert state["epoch"] == 2 and state["batch"] == 5 and head == whole[:5]
+    resumed = loader()
+    resumed.load_state_dict(state)
+    stream = iter(resumed)  # Lightning calls iter() before set_epoch: the position is taken at the first next()
+    _set_sampler_epoch(resumed, 2)
+    assert [b.tolist() for b in stream] == whole[5:]
+    _set_sampler_epoch(resumed, 3)  # the next epoch starts at its beginning, in its own order
+    assert len(list(resumed)) == len(resumed) and resumed.state_dict()["epoch"] == 3
+    other = ResumableBatches(range(50), BucketBatchSampler(LENGTHS[:50], 16, seed=3))
+    with pytest.raises(ValueError, match="cannot resume the training batches"):
+        other.load_state_dict(state)
 
 
 @pytest.mark.parametrize("shuffle", [True, False])

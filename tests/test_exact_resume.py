@@ -103,3 +103,17 @@ def test_classifier_resumes_exactly_at_an_epoch_boundary(tmp_path):
 
 def test_forecaster_resumes_exactly_at_an_epoch_boundary(tmp_path):
     _check(tmp_path, FORECASTER, ["--trainer.max_epochs=6"], ["--trainer.max_epochs=3"])
+
+
+@pytest.mark.parametrize("bucketing", [True, False])
+def test_classifier_resumes_exactly_after_max_steps_mid_epoch(tmp_path, bucketing):
+    # 120 training sentences in batches of 16: 8 batches an epoch; stopped after 5, run on into the third epoch
+    recipe = [*CLASSIFIER, "--data.init_args.batch_size=16", f"--data.init_args.bucketing={bucketing}",
+              "--trainer.max_epochs=-1"]
+    _check(tmp_path, recipe, ["--trainer.max_steps=19"], ["--trainer.max_steps=5"])
+
+
+def test_forecaster_resumes_exactly_after_max_steps_mid_epoch(tmp_path):
+    # 3 shuffled training windows in batches of 1: 3 batches an epoch; stopped after 4, i.e. inside the second
+    recipe = [*FORECASTER, "--data.init_args.batch_size=1", "--trainer.max_epochs=-1"]
+    _check(tmp_path, recipe, ["--trainer.max_steps=8"], ["--trainer.max_steps=4"])

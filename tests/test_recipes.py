@@ -109,3 +109,21 @@ def test_every_recipe_folder_is_documented():
     for recipe in RECIPES + sorted((ROOT / "recipes" / "lm1b").glob("*.yaml")):
         folder = recipe.parent.name
         assert f"{folder}/" in page, f"docs/recipes.md does not mention recipes/{folder}/"
+
+
+def _checkpoint_args(recipe: Path) -> list[dict]:
+    callbacks = ((yaml.safe_load(recipe.read_text()) or {}).get("trainer") or {}).get("callbacks") or []
+    return [c.get("init_args") or {} for c in callbacks if isinstance(c, dict)
+            and c.get("class_path", "").endswith("ModelCheckpoint")]
+
+
+@pytest.mark.parametrize("recipe", [p for p in ALL_YAML if any(a.get("monitor") for a in _checkpoint_args(p))],
+                         ids=lambda p: p.relative_to(ROOT / "recipes").as_posix())
+def test_monitored_recipes_also_write_the_newest_state_to_last_ckpt(recipe):
+    # with a monitor, Lightning's save_last rewrites last.ckpt only on a new best: last.ckpt would not be the newest
+    checkpoints = _checkpoint_args(recipe)
+    assert not any(a.get("monitor") and a.get("save_last") for a in checkpoints), "save_last next to a monitor"
+    last = [a for a in checkpoints if a.get("filename") == "last" and not a.get("monitor")]
+    assert last, "no unmonitored ModelCheckpoint(filename: last)"
+    best_dirs = {a.get("dirpath") for a in checkpoints if a.get("monitor")}
+    assert last[0].get("dirpath") in best_dirs, "last.ckpt is not next to the best checkpoint"

@@ -113,6 +113,16 @@ def test_sine_transform():
         sine_transform(10, target="triangle")
 
 
+def test_csv_series_with_a_missing_value_names_file_line_and_column(tmp_path):
+    path = tmp_path / "weather.csv"
+    path.write_text("time,temp\n0,1.5\n1,nan\n2,2.5\n")
+    with pytest.raises(ValueError, match=r"weather\.csv, line 3, column 'temp' \(index 1\): 'nan' is not a finite"):
+        load_csv_series(path)
+    data = CSVSeriesDataModule(str(path), input_columns=["temp"], target_columns=["temp"])
+    with pytest.raises(ValueError, match="line 3"):  # the sizes the command links read the file: before training
+        _ = data.input_size
+
+
 def test_csv_series(tmp_path):
     path = tmp_path / "series.csv"
     path.write_text("time,load,temp\n0,1.5,20\n1,2.5,21\n2,3.5,22\n3,4.5,23\n")

@@ -7,8 +7,9 @@
 tried from the working directory, then under the data directory of :func:`~recurrentkit.data.presets.resolve_data_dir`)
 or from a split of ``datasets.load_dataset(dataset, dataset_config)``; ``predict`` always from ``predict_file``.
 Training batches are drawn by :class:`~recurrentkit.data.bucketing.BucketBatchSampler` (examples of similar length
-together, sharded by rank under DDP) or shuffled plainly (``bucketing=False``); evaluation batches are sorted by
-length; prediction batches keep the file order.
+together, sharded by rank under DDP) or shuffled plainly (``bucketing=False``), in an order that is a function of
+``(seed, epoch)`` only, served by :class:`~recurrentkit.data.resumable.ResumableBatches` so a run resumes exactly
+mid-epoch; evaluation batches are sorted by length; prediction batches keep the file order.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
-import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .bucketing import BucketBatchSampler
 from .presets import Preset, get_preset, resolve_data_dir
+from .resumable import ResumableBatches
 
 __all__ = ["SequenceDataModule", "STAGES"]
 
@@ -166,10 +167,15 @@ class SequenceDataModule(L.LightningDataModule):
                 replicas, rank = 1, 0
             sampler = BucketBatchSampler(data.lengths, batch_size, shuffle=train, pool_batches=self.pool_batches,
                                          num_replicas=replicas, rank=rank, seed=self.seed)
+            if train:  # resumable mid-epoch: the order is a function of (seed, epoch)
+                return ResumableBatches(data, sampler, collate_fn=collate, num_workers=self.num_workers)
             return DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
-        gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(data, batch_size=batch_size, shuffle=True, generator=gen, collate_fn=collate,
-                          num_workers=self.num_workers)
+        # plain shuffling: the same sampler with equal lengths is a seeded permutation per epoch, resumable
+        trainer = getattr(self, "trainer", None)
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (None, None)
+        sampler = BucketBatchSampler([0] * len(data), batch_size, shuffle=True, num_replicas=replicas, rank=rank,
+                                     seed=self.seed)
+        return ResumableBatches(data, sampler, collate_fn=collate, num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

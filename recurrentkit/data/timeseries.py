@@ -18,6 +18,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from .bucketing import BucketBatchSampler
+from .resumable import ResumableBatches
+
 MACKEY_GLASS_SEED = 5555  # reservoirpy's hard-coded default dataset seed (reservoirpy/datasets/_seed.py)
 NARMA10_COEFFICIENTS = {"alpha": 0.3, "beta": 0.05, "gamma": 1.5, "delta": 0.1}
 NARMA10_EQUATION = ("y[t+1] = 0.3 y[t] + 0.05 y[t] (y[t] + ... + y[t-9]) + 1.5 u[t-9] u[t] + 0.1,  "
@@ -136,9 +139,15 @@ def load_csv_series(path: str | Path, columns: Sequence[str | int] | None = None
     values = []
     for line, row in enumerate(rows, start=2 if header else 1):
         try:
-            values.append([float(row[i]) for i in index])
+            numbers = [float(row[i]) for i in index]
         except (ValueError, IndexError) as err:
             raise ValueError(f"{path}, line {line}: cannot read columns {index} as numbers ({err})") from None
+        for i, number in zip(index, numbers):
+            if not math.isfinite(number):
+                name = f"{header[i]!r} (index {i})" if header is not None and i < len(header) else f"index {i}"
+                raise ValueError(f"{path}, line {line}, column {name}: {row[i].strip()!r} is not a finite number; "
+                                 "fill or drop missing values before training")
+        values.append(numbers)
     if not values:
         raise ValueError(f"{path} holds a header but no data")
     return torch.tensor(values, dtype=torch.float64)
@@ -173,17 +182,21 @@ class SeriesDataModule(L.LightningDataModule):
         window: cut the training split into windows of this length (BPTT); ``None`` keeps one sequence (ESN).
         batch_size: training windows per batch.
         dtype: ``"float32"`` or ``"float64"`` for the tensors handed to the model.
+        shuffle_seed: seed of the training-window order (epoch ``e`` uses ``shuffle_seed + e``), so a resumed run
+            sees the same windows in the same order.
 
     Subclasses implement :meth:`make_series` returning ``(x [T, I], y [T, O])``.
     """
 
     def __init__(self, test_size: float | int = 0.2, val_size: float | int = 0, context: int | None = None,
-                 window: int | None = None, batch_size: int = 1, dtype: str = "float32") -> None:
+                 window: int | None = None, batch_size: int = 1, dtype: str = "float32", shuffle_seed: int = 0
+                 ) -> None:
         super().__init__()
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.test_size, self.val_size, self.context = test_size, val_size, context
         self.window, self.batch_size, self.dtype = window, batch_size, getattr(torch, dtype)
+        self.shuffle_seed = int(shuffle_seed)
         self.series: tuple[Tensor, Tensor] | None = None
 
     def make_series(self) -> tuple[Tensor, Tensor]:
@@ -235,9 +248,19 @@ class SeriesDataModule(L.LightningDataModule):
         mask[start - first:] = True
         return x[first:end], y[first:end], mask
 
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(SequenceWindows(*self.split("train"), window=self.window), batch_size=self.batch_size,
-                          shuffle=self.window is not None)
+    def train_dataloader(self) -> ResumableBatches:
+        """Training windows, shuffled (when ``window`` is set) in an order that is a function of
+        ``(shuffle_seed, epoch)``, resumable mid-epoch (:class:`~recurrentkit.data.resumable.ResumableBatches`)."""
+        windows = SequenceWindows(*self.split("train"), window=self.window)
+        trainer = getattr(self, "trainer", None)
+        # one whole sequence (ESN): every rank runs it, as Lightning's padded DistributedSampler did
+        if trainer is not None and self.window is not None:
+            replicas, rank = trainer.world_size, trainer.global_rank
+        else:
+            replicas, rank = 1, 0
+        sampler = BucketBatchSampler([0] * len(windows), self.batch_size, shuffle=self.window is not None,
+                                     num_replicas=replicas, rank=rank, seed=self.shuffle_seed)
+        return ResumableBatches(windows, sampler)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(SequenceWindows(*self.split("val")), batch_size=1)
