@@ -9,6 +9,7 @@ shapes with the checkpoint's ``state_dict``, so nothing is guessed from names).
 
 from __future__ import annotations
 
+import importlib
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -117,9 +118,11 @@ def compare_settings(checkpoint: Mapping[str, Any], class_path: str | None, init
             report.differences[name] = (_plain(value), configured[name])
     if not report.differences or not class_path:
         return report
-    from .cli.lightning import _import
-
-    model_class = _import(class_path)
+    module_name, _, attribute = class_path.rpartition(".")
+    try:  # the library never imports the CLI layer (tests/test_task_conventions.py)
+        model_class = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError):
+        model_class = None
     state = checkpoint.get("state_dict") or {}
     shapes = None
     if model_class is not None:
