@@ -337,23 +337,40 @@ def markdown_section(scale: str, results: list[dict[str, Any]], runs_dir: str | 
                      f"{seen} | {r['wall_s'] / 60:.1f} min | {r['device']} |")
     if missing:
         lines += ["", "Rows not run:", *missing]
-    done = [r for r in results if r.get("status") == "done"]
-    if done:
-        stored = f"{Path(runs_dir).as_posix()}/{scale}/<row>/result.json"
-        lines += ["", f"Commands (each row's result is in `{stored}`):", ""]
-        lines += [f"- `{r['row']}`: `{r['command']}`" for r in done]
+    lines += command_lines(results, runs_dir, scale)
     return "\n".join(lines)
 
 
-def plot_results(scale: str, results: list[dict[str, Any]], path: str | Path) -> Path:
-    """Bar chart of our test perplexity per row next to the published LM1B figure."""
+def command_lines(results: list[dict[str, Any]], runs_dir: str | Path, scale: str) -> list[str]:
+    """The commands of the finished rows, after a line saying where their results are stored."""
+    finished = [r for r in results if r.get("status") == "done"]
+    if not finished:
+        return []
+    stored = f"{Path(runs_dir).as_posix()}/{scale}/<row>/result.json"
+    return ["", f"Commands (each row's result is in `{stored}`):", "",
+            *[f"- `{r['row']}`: `{r['command']}`" for r in finished]]
+
+
+def finished_rows(results: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[Row]]:
+    """The finished results by row key, and their rows in table order."""
+    done = {r["row"]: r for r in results if r.get("status") == "done"}
+    return done, [row for row in ROWS if row.key in done]
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    done = {r["row"]: r for r in results if r.get("status") == "done"}
-    rows = [row for row in ROWS if row.key in done]
+    return plt
+
+
+def plot_results(scale: str, results: list[dict[str, Any]], path: str | Path) -> Path:
+    """Bar chart of our test perplexity per row next to the published LM1B figure."""
+    plt = pyplot()
+    done, rows = finished_rows(results)
     if not rows:
         raise ValueError(f"no finished rows to plot for {scale}")
     fig, ax = plt.subplots(figsize=(9, 4.5))
@@ -432,23 +449,14 @@ def converged_section(scale: str, results: list[dict[str, Any]], runs_dir: str |
     else:
         lines.append(f"Not run yet: {', '.join(pending)} (the Spearman rank correlation is reported once every row "
                      f"is done).")
-    stored = f"{Path(runs_dir).as_posix()}/{scale}/<row>/result.json"
-    finished = [r for r in results if r.get("status") == "done"]
-    if finished:
-        lines += ["", f"Commands (each row's result is in `{stored}`):", ""]
-        lines += [f"- `{r['row']}`: `{r['command']}`" for r in finished]
+    lines += command_lines(results, runs_dir, scale)
     return "\n".join(lines)
 
 
 def plot_ranks(scale: str, results: list[dict[str, Any]], path: str | Path) -> Path:
     """Scatter of the published LM1B rank (x) against our rank (y) of every finished row, with the diagonal."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    done = {r["row"]: r for r in results if r.get("status") == "done"}
-    rows = [row for row in ROWS if row.key in done]
+    plt = pyplot()
+    done, rows = finished_rows(results)
     if len(rows) < 2:
         raise ValueError(f"need at least two finished rows to rank, got {len(rows)} for {scale}")
     published = sorted(rows, key=lambda row: row.published)
