@@ -30,9 +30,11 @@ from __future__ import annotations
 from typing import ClassVar, NamedTuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .base import RecurrentCell
+from .init import uniform_
 from .kernels import SequenceKernel
 from .scan import log_linear_scan, scan_coefficients
 
@@ -131,3 +133,26 @@ class LinearRecurrentCell(RecurrentCell):
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + (", scan='log'" if self.scan == "log" else "")
+
+
+class ProjectedLinearCell(LinearRecurrentCell):
+    """A :class:`LinearRecurrentCell` whose gates all come from one input projection ``u_t = W x_t + b``,
+    ``W`` [``num_projections * hidden_size``, ``input_size``] (``weight_ih``, ``bias_ih``); there is no
+    hidden-to-hidden matrix. Subclasses set :attr:`num_projections` and implement :meth:`coefficients`."""
+
+    num_projections: ClassVar[int] = 1
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, scan: str = "linear",
+                 chunk_size: int | None = None) -> None:
+        super().__init__(input_size, hidden_size, scan=scan, chunk_size=chunk_size)
+        size = self.num_projections * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(size, input_size))
+        self.bias_ih = nn.Parameter(torch.empty(size)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for p in self.parameters():
+            uniform_(p, self.input_size)  # nn.Linear's bound 1/sqrt(fan_in): there is no hidden-to-hidden matrix
+
+    def project_input(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight_ih, self.bias_ih)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn import functional as F
 
-from .init import uniform_
-from .linear import LinearRecurrentCell
+from .linear import ProjectedLinearCell
 from .registry import register_cell
 
 
@@ -37,7 +36,7 @@ def log_g(x: Tensor) -> Tensor:
 
 
 @register_cell("min_gru")
-class MinGRUCell(LinearRecurrentCell):
+class MinGRUCell(ProjectedLinearCell):
     """minGRU, Feng et al. (2024)::
 
         z_t = σ(W_z x_t + b_z)                    # update gate, from the input only
@@ -53,19 +52,7 @@ class MinGRUCell(LinearRecurrentCell):
 
     state_type = MinGRUState
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, scan: str = "linear",
-                 chunk_size: int | None = None) -> None:
-        super().__init__(input_size, hidden_size, scan=scan, chunk_size=chunk_size)
-        self.weight_ih = nn.Parameter(torch.empty(2 * hidden_size, input_size))
-        self.bias_ih = nn.Parameter(torch.empty(2 * hidden_size)) if bias else None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        for p in self.parameters():
-            uniform_(p, self.input_size)  # nn.Linear's bound 1/sqrt(fan_in): there is no hidden-to-hidden matrix
-
-    def project_input(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight_ih, self.bias_ih)
+    num_projections = 2
 
     def coefficients(self, u: Tensor) -> tuple[Tensor, Tensor]:
         gate, candidate = u.chunk(2, dim=-1)

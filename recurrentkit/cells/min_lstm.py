@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn import functional as F
 
-from .init import uniform_
-from .linear import LinearRecurrentCell
+from .linear import ProjectedLinearCell
 from .min_gru import g, g_derivative, log_g
 from .registry import register_cell
 
@@ -20,7 +19,7 @@ class MinLSTMState(NamedTuple):
 
 
 @register_cell("min_lstm")
-class MinLSTMCell(LinearRecurrentCell):
+class MinLSTMCell(ProjectedLinearCell):
     """minLSTM, Feng et al. (2024)::
 
         f_t = σ(W_f x_t + b_f),   i_t = σ(W_i x_t + b_i)          # gates from the input only
@@ -35,19 +34,7 @@ class MinLSTMCell(LinearRecurrentCell):
 
     state_type = MinLSTMState
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, scan: str = "linear",
-                 chunk_size: int | None = None) -> None:
-        super().__init__(input_size, hidden_size, scan=scan, chunk_size=chunk_size)
-        self.weight_ih = nn.Parameter(torch.empty(3 * hidden_size, input_size))
-        self.bias_ih = nn.Parameter(torch.empty(3 * hidden_size)) if bias else None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        for p in self.parameters():
-            uniform_(p, self.input_size)  # nn.Linear's bound 1/sqrt(fan_in): there is no hidden-to-hidden matrix
-
-    def project_input(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight_ih, self.bias_ih)
+    num_projections = 3
 
     def coefficients(self, u: Tensor) -> tuple[Tensor, Tensor]:
         forget, input, candidate = u.chunk(3, dim=-1)
