@@ -11,7 +11,10 @@ plain SGD lr 20, gradient norm clipped at 0.25, hidden state carried and detache
   ``Trainer`` (``gradient_clip_val=0.25``), fed by ``LanguageModelingDataModule``'s own train loader.
 
 Both read the same PTB batches (``/work/shared/data/ptb`` through the ``ptb`` preset, or ``--synthetic``). They
-alternate ``--repeats`` times in one process; each measurement times ``--steps`` steps after ``--warmup``. Printed:
+alternate ``--repeats`` times, each measurement in a fresh process (so each side has the allocator setting its own
+program has: ours calls :func:`recurrentkit.allocator.keep_freed_memory` as the ``recurrentkit`` command does at
+start, the loop keeps glibc's defaults as the example does); each times ``--steps`` steps after ``--warmup``.
+``--loop-malloc kept`` gives the loop the same allocator setting, for the comparison on equal footing. Printed:
 tokens/s of each (median), the ratio ours/loop (goal >= 1.0x), the same ratio per CPU second (steadier on a shared
 machine), and the process CPU time split into user and system per epoch-equivalent (PTB: 1328 batches of 20 x 35;
 goal: ours' system time within 1.5x of the loop's).
@@ -23,9 +26,12 @@ goal: ours' system time within 1.5x of the loop's).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import resource
 import statistics
+import subprocess
+import sys
 import time
 import warnings
 
@@ -146,14 +152,24 @@ def run_ours(streams: torch.Tensor, vocab: int, warmup: int, steps: int) -> tupl
     return tuple(b - a for a, b in zip(timer.start, timer.end))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=200, help="timed steps per measurement")
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for both (default: torch's)")
-    parser.add_argument("--synthetic", action="store_true", help="random tokens instead of PTB")
-    args = parser.parse_args()
+def measure(side: str, args: argparse.Namespace) -> tuple[float, float, float]:
+    """Run one side in a fresh process; its (wall, user, system) seconds."""
+    command = [sys.executable, __file__, "--side", side, "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--loop-malloc", args.loop_malloc]
+    if args.threads is not None:
+        command += ["--threads", str(args.threads)]
+    if args.synthetic:
+        command.append("--synthetic")
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def run_side(args: argparse.Namespace) -> None:
+    """The child process: time one side and print its (wall, user, system) as a JSON line."""
+    if args.side == "ours" or args.loop_malloc == "kept":
+        from recurrentkit.allocator import keep_freed_memory
+
+        keep_freed_memory()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
@@ -161,12 +177,29 @@ def main() -> None:
     streams, vocab = load_streams(args.synthetic)
     if (args.warmup + args.steps) * BPTT + 1 > streams.shape[1]:
         raise SystemExit(f"--warmup + --steps must be <= {(streams.shape[1] - 1) // BPTT} (one epoch)")
-    epoch_batches = -(-(streams.shape[1] - 1) // BPTT)
+    run = run_loop if args.side == "loop" else run_ours
+    print(json.dumps(run(streams, vocab, args.warmup, args.steps)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=200, help="timed steps per measurement")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for both (default: torch's)")
+    parser.add_argument("--synthetic", action="store_true", help="random tokens instead of PTB")
+    parser.add_argument("--loop-malloc", choices=("default", "kept"), default="default",
+                        help="the loop's allocator: glibc's defaults (as the example runs) or ours")
+    parser.add_argument("--side", choices=("loop", "ours"), default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side is not None:
+        return run_side(args)
+    epoch_batches = -(-46_478 // BPTT)  # PTB (and --synthetic): 929,589 tokens = 20 streams of 46,479
     tokens = args.steps * BATCH * BPTT
     loop, ours = [], []
     for r in range(args.repeats):
-        loop.append(run_loop(streams, vocab, args.warmup, args.steps))
-        ours.append(run_ours(streams, vocab, args.warmup, args.steps))
+        loop.append(measure("loop", args))
+        ours.append(measure("ours", args))
         print(f"repeat {r}: loop {tokens / loop[-1][0]:,.0f} tok/s (sys {loop[-1][2]:.2f} s)   "
               f"ours {tokens / ours[-1][0]:,.0f} tok/s (sys {ours[-1][2]:.2f} s)", flush=True)
 
@@ -174,8 +207,9 @@ def main() -> None:
         return statistics.median(r[field] for r in runs) / args.steps * epoch_batches
 
     tl, to = (statistics.median(tokens / r[0] for r in runs) for runs in (loop, ours))
+    threads = args.threads if args.threads is not None else torch.get_num_threads()
     print(f"median over {args.repeats} repeats: {args.steps} steps of {BATCH}x{BPTT} tokens, "
-          f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, vocab {vocab}")
+          f"{threads} thread(s), torch {torch.__version__}, loop allocator: {args.loop_malloc}")
     print(f"  hand-written loop (word_language_model) : {tl:8,.0f} tokens/s")
     print(f"  LanguageModelTask + Trainer             : {to:8,.0f} tokens/s")
     print(f"  ratio ours / loop                       : {to / tl:.3f}x (goal >= 1.0x)")

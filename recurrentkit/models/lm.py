@@ -23,7 +23,7 @@ from ..nn.softmax import build_output_layer
 
 
 class _Dropout(nn.Module):
-    """Standard (per-element, per-step) dropout on ``[B, T, F]``, the locked variant's counterpart."""
+    """Standard (per-element, per-step) dropout, the locked variant's counterpart."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
@@ -99,11 +99,13 @@ class RNNLanguageModel(nn.Module):
         self.rnns = nn.ModuleList()
         size_in = embedding_size
         for size in layer_sizes:
-            rnn = Recurrent(cell, size_in, size, batch_first=True, **cell_kwargs)
+            rnn = Recurrent(cell, size_in, size, **cell_kwargs)  # sequence-first inside: see forward
             self.rnns.append(rnn)
             size_in = rnn.output_size
         self.output_size = size_in
-        drop = LockedDropout if locked_dropout else _Dropout
+        def drop(p: float) -> nn.Module:
+            return LockedDropout(p, batch_first=False) if locked_dropout else _Dropout(p)
+
         self.input_drop = drop(input_dropout)
         self.hidden_drop = drop(hidden_dropout)
         self.output_drop = drop(dropout)
@@ -157,7 +159,9 @@ class RNNLanguageModel(nn.Module):
             raise TypeError("inputs must be integer token ids")
         if state is not None and len(state) != self.num_layers:
             raise ValueError(f"state must hold {self.num_layers} cell states (one per layer), got {len(state)}")
-        x = embedding_dropout(self.embedding, inputs, self.embedding_dropout, self.training)
+        # the layers run sequence-first ([T, B, F], what the fused kernels read without a copy); the outputs are
+        # returned as batch-first views of that memory
+        x = embedding_dropout(self.embedding, inputs.t(), self.embedding_dropout, self.training)
         x = self.input_drop(x)
         new_state: list[State] = []
         # one DropConnect mask per forward pass: the parametrized weight_hh is computed once and reused
@@ -168,8 +172,8 @@ class RNNLanguageModel(nn.Module):
                     x = self.hidden_drop(x)
                 x, layer_state = rnn(x, None if state is None else [state[index]], lengths)
                 new_state.extend(layer_state)
-        raw = x
-        hidden = self.output_drop(x)
+        raw = x.transpose(0, 1)
+        hidden = self.output_drop(x).transpose(0, 1)
         return (hidden, new_state, raw) if return_raw else (hidden, new_state)
 
     def _direct_logits(self, hidden: Tensor, inputs: Tensor | None) -> Tensor:
@@ -187,7 +191,8 @@ class RNNLanguageModel(nn.Module):
             raise ValueError(f"targets must have shape {tuple(hidden.shape[:-1])}, got {tuple(targets.shape)}")
         if self.maxent is not None:
             return F.cross_entropy(self._direct_logits(hidden, inputs), targets.reshape(-1))
-        return self.decoder(hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1))
+        # the mean does not depend on the order: read hidden time-major, which is free for forward's output
+        return self.decoder(hidden.transpose(0, 1).reshape(-1, hidden.shape[-1]), targets.t().reshape(-1))
 
     def log_probs(self, hidden: Tensor, inputs: Tensor | None = None) -> Tensor:
         """Full log-probabilities ``[..., V]`` over the vocabulary (``inputs`` as in :meth:`loss`)."""
