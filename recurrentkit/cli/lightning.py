@@ -151,6 +151,7 @@ def _make_cli_class():
                 # PreemptionCheckpoint is one: add the default explicitly
                 callbacks = [ModelCheckpoint(), *callbacks]
 
+            fall_back_from_emulated_bf16(config)
             wanted = config.get("enable_progress_bar", True) is not False
             configured = list(config.get("callbacks") or []) + list(callbacks)
             if wanted and importlib.util.find_spec("rich") and not any(isinstance(c, ProgressBar) for c in configured):
@@ -161,6 +162,31 @@ def _make_cli_class():
             print_summary(self.trainer, self.model)
 
     return RecurrentKitCLI
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX), as oneDNN reports it."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def fall_back_from_emulated_bf16(config: dict[str, Any]) -> None:
+    """A recipe's ``precision: bf16-mixed`` is a speed setting. On a CPU without native bfloat16 it would be emulated
+    and run slower than float32, so training on such a CPU uses ``32-true`` instead, with a notice."""
+    import torch
+
+    if str(config.get("precision")) != "bf16-mixed":
+        return
+    accelerator = str(config.get("accelerator") or "auto")
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if on_cpu and not cpu_has_native_bf16():
+        print("recurrentkit: this CPU has no native bfloat16 (AVX512-BF16 or AMX), where bf16-mixed is slower than "
+              "float32: training in 32-true instead", file=sys.stderr)
+        config["precision"] = "32-true"
 
 
 def check_model_settings(config: Any) -> None:
