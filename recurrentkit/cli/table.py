@@ -21,6 +21,7 @@ import platform
 import re
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -318,23 +319,37 @@ def _fmt_int(n: int) -> str:
     return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e4 else str(n)
 
 
-def markdown_section(scale: str, results: list[dict[str, Any]], runs_dir: str | Path = "runs/table") -> str:
-    """A Markdown table of one scale's results (stored under ``runs_dir``)."""
+def results_table(results: list[dict[str, Any]], columns: list[str],
+                  cells: Callable[[Row, dict[str, Any]], list[str]], not_run: str
+                  ) -> tuple[list[str], list[tuple[Row, dict[str, Any]]]]:
+    """A Markdown table with one line per row of ``ROWS``: label, published figure, our test and valid perplexity,
+    then ``columns`` filled by ``cells(row, result)``; a row without a finished result reads ``not_run``. Returns
+    the lines and the unfinished ``(row, result)`` pairs."""
     by_key = {r["row"]: r for r in results}
-    lines = [f"## {SCALE_TITLES[scale]}", "",
-             "| row | published (LM1B) | our test ppl | our valid ppl | size | training tokens seen | wall time | "
-             "device |", "|---|---|---|---|---|---|---|---|"]
-    missing = []
+    lines = ["| " + " | ".join(["row", "published (LM1B)", "our test ppl", "our valid ppl", *columns]) + " |",
+             "|" + "---|" * (4 + len(columns))]
+    not_done = []
     for row in ROWS:
         r = by_key.get(row.key, {"status": "not run", "why": "no result stored"})
         if r.get("status") != "done":
-            lines.append(f"| {row.label} | {row.published} | not run | | | | | |")
-            missing.append(f"- {row.label}: {r.get('why', 'not run')}")
+            lines.append(f"| {row.label} | {row.published} | {not_run} |" + " |" * (1 + len(columns)))
+            not_done.append((row, r))
             continue
+        values = [f"**{r['test_ppl']:.1f}**", f"{r['val_ppl']:.1f}", *cells(row, r)]
+        lines.append(f"| {row.label} | {row.published} | " + " | ".join(values) + " |")
+    return lines, not_done
+
+
+def markdown_section(scale: str, results: list[dict[str, Any]], runs_dir: str | Path = "runs/table") -> str:
+    """A Markdown table of one scale's results (stored under ``runs_dir``)."""
+    def cells(row: Row, r: dict[str, Any]) -> list[str]:
         size = f"{_fmt_int(r['params'])} {r.get('params_kind', 'parameters')}"
         seen = _fmt_int(r["train_tokens"]) + (f" ({r['epochs']} epochs)" if "epochs" in r else "")
-        lines.append(f"| {row.label} | {row.published} | **{r['test_ppl']:.1f}** | {r['val_ppl']:.1f} | {size} | "
-                     f"{seen} | {r['wall_s'] / 60:.1f} min | {r['device']} |")
+        return [size, seen, f"{r['wall_s'] / 60:.1f} min", r["device"]]
+
+    lines, not_done = results_table(results, ["size", "training tokens seen", "wall time", "device"], cells, "not run")
+    lines = [f"## {SCALE_TITLES[scale]}", "", *lines]
+    missing = [f"- {row.label}: {r.get('why', 'not run')}" for row, r in not_done]
     if missing:
         lines += ["", "Rows not run:", *missing]
     lines += command_lines(results, runs_dir, scale)
@@ -383,6 +398,11 @@ def plot_results(scale: str, results: list[dict[str, Any]], path: str | Path) ->
     ax.set_ylabel("perplexity (log scale)")
     ax.set_title(f"Scaled perplexity table: {SCALE_TITLES[scale]} (equal wall-clock budget per neural row)")
     ax.legend()
+    return save_figure(plt, fig, path)
+
+
+def save_figure(plt: Any, fig: Any, path: str | Path) -> Path:
+    """Lay out ``fig``, write it to ``path`` (folders created) and close it."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -421,25 +441,20 @@ def spearman(xs: list[float], ys: list[float]) -> float:
 def converged_section(scale: str, results: list[dict[str, Any]], runs_dir: str | Path = "runs/table-converged") -> str:
     """The Markdown table of the converged rows of ``scale``: test/valid perplexity, epochs, wall time, size,
     tokens/s, and the Spearman rank correlation with the published column once every row is done."""
-    by_key = {r["row"]: r for r in results}
-    lines = [f"### {SCALE_TITLES[scale]}, trained to convergence", "",
-             "| row | published (LM1B) | our test ppl | our valid ppl | epochs (best / run, stopped by) | wall time | "
-             "size | training tokens/s | device |", "|---|---|---|---|---|---|---|---|---|"]
-    pending = []
-    for row in ROWS:
-        r = by_key.get(row.key, {"status": "not run", "why": "no result stored"})
-        if r.get("status") != "done":
-            lines.append(f"| {row.label} | {row.published} | not run yet | | | | | | |")
-            pending.append(row.key)
-            continue
+    def cells(row: Row, r: dict[str, Any]) -> list[str]:
         size = f"{_fmt_int(r['params'])} {r.get('params_kind', 'parameters')}"
         if "epochs_run" in r:
             epochs = f"{r['best_epoch']} / {r['epochs_run']}, {r['stopped_by']}"
             rate = f"{r['tokens_per_s']:,.0f}"
         else:  # count-based rows: one pass over the training split
             epochs, rate = "1 pass (counts)", ""
-        lines.append(f"| {row.label} | {row.published} | **{r['test_ppl']:.1f}** | {r['val_ppl']:.1f} | {epochs} | "
-                     f"{r['wall_s'] / 60:.1f} min | {size} | {rate} | {r['device']} |")
+        return [epochs, f"{r['wall_s'] / 60:.1f} min", size, rate, r["device"]]
+
+    columns = ["epochs (best / run, stopped by)", "wall time", "size", "training tokens/s", "device"]
+    table, not_done = results_table(results, columns, cells, "not run yet")
+    lines = [f"### {SCALE_TITLES[scale]}, trained to convergence", "", *table]
+    pending = [row.key for row, _ in not_done]
+    by_key = {r["row"]: r for r in results}
     done = [(row.published, by_key[row.key]["test_ppl"]) for row in ROWS if row.key not in pending]
     lines.append("")
     if not pending:
@@ -476,12 +491,7 @@ def plot_ranks(scale: str, results: list[dict[str, Any]], path: str | Path) -> P
     ax.set_xticks(range(1, n + 1))
     ax.set_yticks(range(1, n + 1))
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
 def replace_converged_region(page: str, sections: str) -> str:
