@@ -139,6 +139,20 @@ def newest_last_checkpoint(folder: str | Path) -> str | None:
     return str(candidates[-1]) if candidates else None
 
 
+def float32_evaluator(trainer: Any) -> Any:
+    """The Trainer that validates and tests a row: ``trainer`` itself when it trained in float32, else a float32
+    Trainer on the same accelerator, so the table's perplexities are exact full-softmax ones whatever precision
+    (``bf16-mixed``: a speed setting) the row trained in."""
+    if str(trainer.precision) in ("32-true", "32"):
+        return trainer
+    from lightning.pytorch import Trainer
+
+    return Trainer(accelerator=trainer.accelerator, devices=1, precision="32-true", logger=False,
+                   enable_checkpointing=False, enable_model_summary=False,
+                   enable_progress_bar=trainer.progress_bar_callback is not None,
+                   limit_val_batches=trainer.limit_val_batches, limit_test_batches=trainer.limit_test_batches)
+
+
 def run_neural_row(row: Row, scale: str, recipes_dir: Path, budget_minutes: float | None, run_dir: Path,
                    extra_args: list[str] | tuple[str, ...] = (), converge: bool = False) -> dict[str, Any]:
     """Train ``row`` through the recurrentkit LightningCLI, then validate and test it.
@@ -176,14 +190,15 @@ def run_neural_row(row: Row, scale: str, recipes_dir: Path, budget_minutes: floa
     train_s = clock.elapsed_s if converge else fit_end - start
     best = monitored[0].best_model_path if converge else ""
     eval_ckpt = best if best and Path(best).is_file() else None
-    valid = trainer.validate(model, datamodule=data, ckpt_path=eval_ckpt, verbose=False)[0]
-    test = trainer.test(model, datamodule=data, ckpt_path=eval_ckpt, verbose=False)[0]
+    evaluator = float32_evaluator(trainer)
+    valid = evaluator.validate(model, datamodule=data, ckpt_path=eval_ckpt, verbose=False)[0]
+    test = evaluator.test(model, datamodule=data, ckpt_path=eval_ckpt, verbose=False)[0]
     train_tokens = int(trainer.global_step) * data.batch_size * data.bptt
     result = {"test_ppl": float(test["test/ppl"]), "val_ppl": float(valid["val/ppl"]),
               "params": int(sum(p.numel() for p in model.parameters())), "params_kind": "parameters",
               "wall_s": time.perf_counter() - start, "train_s": train_s, "train_tokens": train_tokens,
               "epochs": round(train_tokens / data.token_stream("train").numel(), 2),
-              "steps": int(trainer.global_step), "device": device_name(),
+              "steps": int(trainer.global_step), "device": device_name(), "precision": str(trainer.precision),
               "command": "recurrentkit fit " + " ".join(shlex.quote(a) for a in args)}
     if converge:
         stopper = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)
@@ -448,7 +463,9 @@ def converged_section(scale: str, results: list[dict[str, Any]], runs_dir: str |
             rate = f"{r['tokens_per_s']:,.0f}"
         else:  # count-based rows: one pass over the training split
             epochs, rate = "1 pass (counts)", ""
-        return [epochs, f"{r['wall_s'] / 60:.1f} min", size, rate, r["device"]]
+        precision = r.get("precision", "32-true")
+        device = r["device"] if precision in ("32-true", "32") or "numpy" in r["device"] else f"{r['device']}, {precision}"
+        return [epochs, f"{r['wall_s'] / 60:.1f} min", size, rate, device]
 
     columns = ["epochs (best / run, stopped by)", "wall time", "size", "training tokens/s", "device"]
     table, not_done = results_table(results, columns, cells, "not run yet")
