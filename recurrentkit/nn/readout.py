@@ -120,38 +120,52 @@ class RidgeReadout(nn.Module):
         if feats.dim() == 3 and washout >= feats.shape[0]:
             raise ValueError(f"washout={washout} is not shorter than the sequence ({feats.shape[0]} steps): no step is "
                              "left to fit the readout; lower washout or use longer windows")
+        if mask is not None and mask.shape != feats.shape[:-1]:
+            raise ValueError(f"mask shape {tuple(mask.shape)} does not match {tuple(feats.shape[:-1])}")
+        used_feats, used_targets, used_mask = feats, targets, mask
+        if feats.dim() == 3 and washout:
+            used_feats, used_targets = feats[washout:], targets[washout:]
+            used_mask = None if mask is None else mask[washout:]
+        used_feats = used_feats.reshape(-1, feats.shape[-1])
+        used_targets = used_targets.reshape(-1, targets.shape[-1])
+        if used_mask is not None:
+            keep = used_mask.reshape(-1).to(feats.device, torch.bool)
+            used_feats, used_targets = used_feats[keep], used_targets[keep]
+        xtx, xty = torch.zeros_like(self.xtx), torch.zeros_like(self.xty)
+        # X̃ = [X, 1] in float64, one chunk at a time (bounded memory) in one reused buffer: a single product gives
+        # XᵀX, the feature sums and the count
+        buffer = torch.ones(min(self.chunk_rows, used_feats.shape[0]), used_feats.shape[1] + 1, dtype=torch.float64,
+                            device=used_feats.device)
+        for rows in range(0, used_feats.shape[0], self.chunk_rows):
+            chunk = used_feats[rows:rows + self.chunk_rows]
+            design = buffer[:chunk.shape[0]]
+            design[:, :-1] = chunk
+            y = used_targets[rows:rows + self.chunk_rows].to(torch.float64)
+            if design.device.type == "cpu":  # NumPy spots X̃ᵀX̃ and calls BLAS syrk: half the flops of a gemm
+                dn = design.numpy()
+                xtx += torch.from_numpy(dn.T @ dn)
+                xty += torch.from_numpy(dn.T @ y.numpy())
+            else:
+                xtx.addmm_(design.T, design)
+                xty.addmm_(design.T, y)
+        # a NaN or infinity anywhere in the rows used reaches the diagonal (sums of squares) or the target sums;
+        # checking those costs nothing, and only then are the inputs searched for the culprit's position
+        if not (bool(torch.isfinite(xtx.diagonal()).all()) and bool(torch.isfinite(xty[-1]).all())):
+            self._raise_non_finite(states, targets, inputs)
+        self.xtx += xtx
+        self.xty += xty
+        return used_feats.shape[0]
+
+    @staticmethod
+    def _raise_non_finite(states: Tensor, targets: Tensor, inputs: Tensor | None) -> None:
+        """Name the first NaN or infinite value of the batch (called once the statistics turned non-finite)."""
         for name, tensor in (("inputs", inputs), ("targets", targets), ("reservoir states", states)):
             if tensor is not None and not bool(torch.isfinite(tensor).all()):
                 where = [int(i) for i in (~torch.isfinite(tensor)).nonzero()[0]]
                 at = f"time step {where[0]}, sequence {where[1]}" if tensor.dim() == 3 else f"row {where[0]}"
                 raise ValueError(f"the {name} contain NaN or infinite values (first at {at} of the batch); clean "
                                  "the series before fitting the ridge readout")
-        if mask is not None and mask.shape != feats.shape[:-1]:
-            raise ValueError(f"mask shape {tuple(mask.shape)} does not match {tuple(feats.shape[:-1])}")
-        if feats.dim() == 3 and washout:
-            feats, targets = feats[washout:], targets[washout:]
-            mask = None if mask is None else mask[washout:]
-        feats, targets = feats.reshape(-1, feats.shape[-1]), targets.reshape(-1, targets.shape[-1])
-        if mask is not None:
-            keep = mask.reshape(-1).to(feats.device, torch.bool)
-            feats, targets = feats[keep], targets[keep]
-        features = feats.shape[-1]
-        for rows in range(0, feats.shape[0], self.chunk_rows):  # float64 in chunks: bounded memory
-            x = feats[rows:rows + self.chunk_rows].to(torch.float64)
-            y = targets[rows:rows + self.chunk_rows].to(torch.float64)
-            if x.device.type == "cpu":  # NumPy spots Xᵀ X and calls BLAS syrk: half the flops of a gemm
-                xn = x.numpy()
-                self.xtx[:features, :features] += torch.from_numpy(xn.T @ xn)
-                self.xty[:features] += torch.from_numpy(xn.T @ y.numpy())
-            else:
-                self.xtx[:features, :features].addmm_(x.T, x)
-                self.xty[:features].addmm_(x.T, y)
-            sums = x.sum(0)
-            self.xtx[:features, features] += sums
-            self.xtx[features, :features] += sums
-            self.xtx[features, features] += x.shape[0]
-            self.xty[features] += y.sum(0)
-        return feats.shape[0]
+        raise ValueError("the ridge statistics overflowed float64: scale the states or targets down")
 
     def all_reduce_statistics(self) -> None:
         """Sum the statistics over all processes when ``torch.distributed`` is initialised (no-op otherwise)."""
