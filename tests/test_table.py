@@ -138,12 +138,27 @@ def test_converged_row_resumes_from_its_last_checkpoint(tmp_path, monkeypatch, z
     assert row["steps"] == 9 and row["epochs_run"] == 3  # one more epoch, not three from scratch
     assert row["stopped_by"] in ("epoch cap", "early stopping") and 1 <= row["best_epoch"] <= 3
     assert row["tokens_per_s"] > 0 and row["wall_s"] >= row["train_s"] > 0 and row["mode"] == "converged"
+    assert row["precision"] in ("bf16-mixed", "32-true")  # the recipe's bf16-mixed, or float32 on CPUs without bf16
     # a finished row is read back, not retrained
     stored = json.loads((row_dir / "result.json").read_text())
     (row_dir / "result.json").write_text(json.dumps({**stored, "test_ppl": 77.0}))
     again = {r["row"]: r for r in run_table("ptb", ["lstm-adaptive"], runs_dir=runs, recipes_dir=recipes,
                                             converge=True, extra_args=CONVERGE_TINY)}
     assert again["lstm-adaptive"]["test_ppl"] == 77.0
+
+
+def test_rows_trained_in_bf16_are_validated_and_tested_in_float32():
+    from lightning.pytorch import Trainer
+
+    from recurrentkit.cli.table import float32_evaluator
+
+    settings = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    bf16 = Trainer(precision="bf16-mixed", limit_val_batches=3, limit_test_batches=4, **settings)
+    evaluator = float32_evaluator(bf16)
+    assert evaluator is not bf16 and evaluator.precision == "32-true"
+    assert (evaluator.limit_val_batches, evaluator.limit_test_batches) == (3, 4)
+    fp32 = Trainer(precision="32-true", **settings)
+    assert float32_evaluator(fp32) is fp32
 
 
 def test_converged_section_reports_every_column_and_the_rank_correlation():
