@@ -190,8 +190,11 @@ def test_measure_row_rate_times_steps_and_estimates_the_cap(monkeypatch, zipf_pt
     row = next(r for r in ROWS if r.key == "lstm-adaptive")
     m = measure_row_rate(row, "ptb", ROOT / "recipes" / "table" / "converged", steps=3, eval_batches=2,
                          extra_args=[a for a in TINY if "limit" not in a and "max_epochs" not in a])
-    assert m["train_tokens_per_s"] > 0 and m["eval_tokens_per_s"] > 0 and m["epoch_cap"] == 15
-    assert m["cap_min"] > 15 * m["epoch_min"] > 0
+    import yaml
+
+    cap = yaml.safe_load((ROOT / "recipes" / "table" / "converged" / row.recipe).read_text())["trainer"]["max_epochs"]
+    assert m["train_tokens_per_s"] > 0 and m["eval_tokens_per_s"] > 0 and m["epoch_cap"] == cap
+    assert m["cap_min"] > cap * m["epoch_min"] > 0
 
 
 def test_every_neural_row_has_a_converged_recipe_with_stopping_rules():
@@ -206,7 +209,7 @@ def test_every_neural_row_has_a_converged_recipe_with_stopping_rules():
             assert [args.get("monitor") for args in checkpoints] == ["val/ppl", None], row.key
             assert checkpoints[1]["filename"] == "last", row.key
             assert config["model"]["init_args"]["lr_scheduler"]["init_args"]["monitor"] == "val/ppl", row.key
-            assert config["model"]["init_args"]["dropout"] > 0 and config["trainer"]["max_epochs"] <= 15, row.key
+            assert config["model"]["init_args"]["dropout"] > 0 and config["trainer"]["max_epochs"] <= 30, row.key  # the cap the 4-hour budget allows
 
 
 def test_committed_page_shows_the_committed_converged_results():
