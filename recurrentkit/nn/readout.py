@@ -110,7 +110,8 @@ class RidgeReadout(nn.Module):
 
         ``states [T, B, H]`` and ``targets [T, B, O]`` are time-major (``inputs [T, B, I]`` likewise); 2-D
         ``[N, H]`` rows are taken as they are (no washout). ``mask [T, B]`` (or ``[N]``) keeps only ``True`` rows;
-        the first ``washout`` steps (default: the readout's) of every sequence are dropped.
+        the first ``washout`` steps (default: the readout's) of every sequence are dropped. A NaN or infinity in a
+        row that enters the fit raises ``ValueError`` naming its position, and leaves the statistics unchanged.
         """
         feats = self.features(states, inputs)
         if targets.shape[:-1] != feats.shape[:-1] or targets.shape[-1] != self.out_features:
