@@ -209,7 +209,8 @@ def test_every_neural_row_has_a_converged_recipe_with_stopping_rules():
             assert [args.get("monitor") for args in checkpoints] == ["val/ppl", None], row.key
             assert checkpoints[1]["filename"] == "last", row.key
             assert config["model"]["init_args"]["lr_scheduler"]["init_args"]["monitor"] == "val/ppl", row.key
-            assert config["model"]["init_args"]["dropout"] > 0 and config["trainer"]["max_epochs"] <= 30, row.key  # the cap the 4-hour budget allows
+            assert config["model"]["init_args"]["dropout"] > 0, row.key
+            assert config["trainer"]["max_epochs"] <= 30, row.key  # the cap the 4-hour budget allows
 
 
 def test_committed_page_shows_the_committed_converged_results():

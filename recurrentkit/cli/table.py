@@ -464,7 +464,8 @@ def converged_section(scale: str, results: list[dict[str, Any]], runs_dir: str |
         else:  # count-based rows: one pass over the training split
             epochs, rate = "1 pass (counts)", ""
         precision = r.get("precision", "32-true")
-        device = r["device"] if precision in ("32-true", "32") or "numpy" in r["device"] else f"{r['device']}, {precision}"
+        plain = precision in ("32-true", "32") or "numpy" in r["device"]
+        device = r["device"] if plain else f"{r['device']}, {precision}"
         return [epochs, f"{r['wall_s'] / 60:.1f} min", size, rate, device]
 
     columns = ["epochs (best / run, stopped by)", "wall time", "size", "training tokens/s", "device"]
