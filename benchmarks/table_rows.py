@@ -68,7 +68,8 @@ def row_rates(recipe: Path, overrides: dict, bf16: bool = False) -> dict:
         eval_rate = 20 * 10 * BPTT / (time.perf_counter() - start)
     epoch_min = (TRAIN_TOKENS / train_rate + VALID_TOKENS / eval_rate) / 60
     return {"row": recipe.stem, "overrides": overrides, "bf16": bf16,
-            "params": sum(p.numel() for p in model.parameters()), "train_tokens_per_s": round(train_rate), "eval_tokens_per_s": round(eval_rate),
+            "params": sum(p.numel() for p in model.parameters()),
+            "train_tokens_per_s": round(train_rate), "eval_tokens_per_s": round(eval_rate),
             "epoch_min": round(epoch_min, 2)}
 
 
