@@ -30,6 +30,7 @@ from recurrentkit.embeddings import (
     init_embedding,
     load_word2vec_format,
     save_word2vec_format,
+    sgns_kernel,
     train_word2vec,
 )
 
@@ -215,14 +216,16 @@ def test_dataset_shares_negatives_per_group_and_checks_the_group_size():
         Word2VecDataset(corpus, batch_size=64, negative_sharing=5)
 
 
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=pytest.mark.skipif(
+    not sgns_kernel.available(), reason="Numba is not installed (recurrentkit[fast])"))], ids=["torch", "numba"])
 @pytest.mark.parametrize("mode", ["sg", "cbow"])
-def test_planted_analogy_is_solved(mode):
+def test_planted_analogy_is_solved(mode, compiled):
     wv, stats = train_word2vec(sentences=_planted_corpus(), mode=mode, vector_size=20, window=4, min_count=1,
-                               sample=0, epochs=5, batch_size=256, seed=1)
+                               sample=0, epochs=5, batch_size=256, seed=1, compiled=compiled)
     assert stats["words"] == 6 * 2 * 150 * 5 * 5
     solved = sum(wv.analogy(f"country{i}", f"capital{i}", f"country{j}") == f"capital{j}"
                  for i in range(6) for j in range(6) if i != j)
-    assert solved >= 27, f"{mode}: only {solved}/30 planted analogies solved"
+    assert solved >= 27, f"{mode}, compiled={compiled}: only {solved}/30 planted analogies solved"
     assert wv.most_similar("capital0", topn=3)[0][0] != "capital0"
 
 
@@ -268,7 +271,7 @@ def test_corpus_drops_rare_words_instead_of_mapping_to_unk():
 def test_datamodule_reads_text_file_with_hf_datasets(tmp_path):
     f = tmp_path / "train.txt"
     f.write_text("the cat sat\n\n the dog sat \nthe cat ran\n", encoding="utf-8")
-    dm = Word2VecDataModule(train_file=str(f), min_count=2, sample=0, batch_size=4)
+    dm = Word2VecDataModule(train_file=str(f), min_count=2, sample=0, batch_size=4, compiled=False)
     assert dm.words == ["the", "cat", "sat"]
     assert len(dm.corpus) == 7 and dm.vocab_size == 3
     batch = next(iter(dm.train_dataloader()))

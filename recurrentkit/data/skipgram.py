@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from ..embeddings import sgns_kernel
+
 __all__ = ["keep_probabilities", "subsample_mask", "read_sentences", "noise_distribution", "NoiseSampler",
            "skipgram_pairs", "cbow_windows", "Word2VecCorpus", "Word2VecDataset", "Word2VecDataModule"]
 
@@ -161,11 +163,18 @@ class Word2VecDataset(IterableDataset):
     CBOW batches: ``{"centre": [B], "context": [B, 2W] (-1 padded), "negatives": [B, K], "progress": float}``.
     ``B`` counts pairs (skip-gram) or centre words (CBOW). With ``negative_sharing = G > 1`` each group of ``G``
     consecutive (shuffled) pairs shares one row of ``K`` noise words: ``negatives`` is ``[ceil(B / G), K]``.
+
+    With ``compiled=True`` the dataset yields the chunks themselves, for the compiled trainer
+    (:func:`recurrentkit.embeddings.sgns_kernel.train_chunk`), which subsamples, draws windows and negatives and
+    trains in text order as word2vec.c does: ``{"tokens": [N], "sentences": [N], "keep": [V], "noise_cdf": [V],
+    "seed": int, "progress": float, "progress_end": float, "words": float}`` plus the settings (``mode``, ``window``,
+    ``negative``, ``shrink_windows``).
     """
 
     def __init__(self, corpus: Word2VecCorpus, mode: str = "sg", window: int = 5, sample: float = 1e-3,
                  negative: int = 5, ns_exponent: float = 0.75, batch_size: int = 4096, chunk_size: int = 100_000,
-                 shrink_windows: bool = True, epochs: int = 5, seed: int = 1, negative_sharing: int = 1) -> None:
+                 shrink_windows: bool = True, epochs: int = 5, seed: int = 1, negative_sharing: int = 1,
+                 compiled: bool = False) -> None:
         if mode not in ("sg", "cbow"):
             raise ValueError(f"mode must be 'sg' or 'cbow', got {mode!r}")
         if negative < 1:
@@ -181,6 +190,7 @@ class Word2VecDataset(IterableDataset):
                              f"got {negative_sharing}")
         self.negative_sharing = int(negative_sharing)
         self.epochs, self.seed, self.epoch = int(epochs), int(seed), 0
+        self.compiled = bool(compiled)
         self._explicit_epoch = False
 
     def set_epoch(self, epoch: int) -> None:
@@ -208,6 +218,9 @@ class Word2VecDataset(IterableDataset):
         corpus = self.corpus
         n = len(corpus)
         total = max(self.epochs, epoch + 1) * n
+        if self.compiled:
+            yield from self._raw_chunks(epoch, rng, total)
+            return
         for start, stop in self._chunks(n):
             ids = corpus.ids[start:stop]
             keep = subsample_mask(ids, self.keep, rng)
@@ -230,6 +243,17 @@ class Word2VecDataset(IterableDataset):
                        "negatives": torch.from_numpy(negatives[b // share:-(-e // share)]),
                        "progress": p0 + (p1 - p0) * b / m,
                        "words": (stop - start) * (e - b) / m}
+
+    def _raw_chunks(self, epoch: int, rng: np.random.Generator, total: int) -> Iterator[dict]:
+        corpus, n = self.corpus, len(self.corpus)
+        keep, cdf = torch.from_numpy(self.keep), torch.from_numpy(self.noise.cdf)
+        settings = {"mode": self.mode, "window": self.window, "negative": self.negative,
+                    "shrink_windows": self.shrink_windows}
+        for start, stop in self._chunks(n):
+            yield {"tokens": torch.from_numpy(corpus.ids[start:stop]),
+                   "sentences": torch.from_numpy(corpus.sentence_ids[start:stop]), "keep": keep, "noise_cdf": cdf,
+                   "seed": int(rng.integers(2**62)), "progress": (epoch * n + start) / total,
+                   "progress_end": (epoch * n + stop) / total, "words": float(stop - start), **settings}
 
 
 def read_sentences(path: str | os.PathLike, lower: bool = False, max_lines: int | None = None) -> list[list[str]]:
@@ -271,13 +295,17 @@ class Word2VecDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes (1 overlaps pair generation with training).
         negative_sharing: pairs (of a shuffled batch) that share one draw of ``negative`` noise words; 1 is
             word2vec's own scheme, larger values trade independence between pairs for speed (docs/word2vec.md).
+        compiled: yield raw chunks for the compiled trainer (``Word2VecTask(backend="numba")``), which makes the
+            pairs itself in text order, word2vec.c's way; ``None`` (default): when Numba is installed and
+            ``negative_sharing == 1``. ``False``: NumPy pairs in shuffled batches for the torch backend.
     """
 
     def __init__(self, train_file: str | None = None, min_count: int = 5, max_vocab_size: int | None = None,
                  lower: bool = False, max_lines: int | None = None, mode: str = "sg", window: int = 5,
                  sample: float = 1e-3, negative: int = 5, ns_exponent: float = 0.75, shrink_windows: bool = True,
                  batch_size: int = 4096, chunk_size: int = 100_000, epochs: int = 5, seed: int = 1,
-                 num_workers: int = 0, sentences: list[list[str]] | None = None, negative_sharing: int = 1) -> None:
+                 num_workers: int = 0, sentences: list[list[str]] | None = None, negative_sharing: int = 1,
+                 compiled: bool | None = None) -> None:
         super().__init__()
         if train_file is None and sentences is None:
             raise ValueError("give train_file or sentences")
@@ -285,9 +313,17 @@ class Word2VecDataModule(L.LightningDataModule):
             raise ValueError(f"mode must be 'sg' or 'cbow', got {mode!r}")
         self.train_file, self.sentences = train_file, sentences
         self.min_count, self.max_vocab_size, self.lower, self.max_lines = min_count, max_vocab_size, lower, max_lines
+        if compiled and negative_sharing != 1:
+            raise ValueError("compiled=True trains word2vec's own negatives (one draw per pair): negative_sharing "
+                             f"must be 1, got {negative_sharing}")
+        if compiled and not sgns_kernel.available():
+            raise ImportError('compiled=True needs Numba: pip install "recurrentkit[fast]" (or compiled=False)')
+        if compiled is None:
+            compiled = negative_sharing == 1 and sgns_kernel.available()
         self.dataset_kwargs = dict(mode=mode, window=window, sample=sample, negative=negative,
                                    ns_exponent=ns_exponent, batch_size=batch_size, chunk_size=chunk_size,
-                                   shrink_windows=shrink_windows, seed=seed, negative_sharing=negative_sharing)
+                                   shrink_windows=shrink_windows, seed=seed, negative_sharing=negative_sharing,
+                                   compiled=bool(compiled))
         self.epochs, self.num_workers = epochs, int(num_workers)
         self._corpus: Word2VecCorpus | None = None
         self.train_dataset: Word2VecDataset | None = None

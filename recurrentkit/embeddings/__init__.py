@@ -6,6 +6,7 @@
 'b'
 """
 
+from . import sgns_kernel
 from .analogy import AnalogyResult, SectionScore, evaluate_analogies, read_analogies
 from .vectors import (
     WordVectors,
@@ -39,6 +40,7 @@ __all__ = [
     "load_word2vec_format",
     "read_analogies",
     "save_word2vec_format",
+    "sgns_kernel",
     "train_word2vec",
     "vocab_tokens",
 ]

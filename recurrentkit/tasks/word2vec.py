@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..embeddings import sgns_kernel
 from ..embeddings.vectors import WordVectors
 from .base import Task
 
@@ -40,7 +41,11 @@ class Word2VecTask(Task):
         restrict_vocab: vocabulary cut-off for the analogy evaluation.
         words: the vocabulary in id order; taken from the datamodule when not given.
         num_threads: if set, ``torch.set_num_threads`` at the start of fitting (the small batched ops of this
-            update run best on one thread when the CPU is busy).
+            update run best on one thread when the CPU is busy); with the compiled trainer, its Hogwild threads.
+        backend: ``"auto"``: follow the data -- raw chunks (the data module's ``compiled``, on by default where
+            Numba is installed) train with word2vec.c's loop compiled by Numba
+            (:mod:`recurrentkit.embeddings.sgns_kernel`), pair batches with the batched update below;
+            ``"numba"``: insist on the compiled loop; ``"torch"``: insist on the batched update.
 
     There is no ``optimizer`` argument: the update is word2vec's own closed-form SGD with a linear learning-rate
     decay. Logged: ``train/loss``, ``train/alpha``, ``train/words_per_s``, and with ``analogy_path``
@@ -51,7 +56,7 @@ class Word2VecTask(Task):
     def __init__(self, vocab_size: int, vector_size: int = 100, mode: str = "sg", alpha: float = 0.025,
                  min_alpha: float = 0.0001, cbow_mean: bool = True, seed: int = 1, vectors_path: str | None = None,
                  analogy_path: str | None = None, restrict_vocab: int = 30000,
-                 words: list[str] | None = None, num_threads: int | None = None) -> None:
+                 words: list[str] | None = None, num_threads: int | None = None, backend: str = "auto") -> None:
         super().__init__(optimizer=None)
         if mode not in ("sg", "cbow"):
             raise ValueError(f"mode must be 'sg' or 'cbow', got {mode!r}")
@@ -59,6 +64,10 @@ class Word2VecTask(Task):
             raise ValueError(f"vocab_size and vector_size must be >= 1, got {vocab_size}, {vector_size}")
         if not 0 <= min_alpha <= alpha:
             raise ValueError(f"need 0 <= min_alpha <= alpha, got min_alpha={min_alpha}, alpha={alpha}")
+        if backend not in ("auto", "numba", "torch"):
+            raise ValueError(f"backend must be 'auto', 'numba' or 'torch', got {backend!r}")
+        if backend == "numba" and not sgns_kernel.available():
+            raise ImportError('backend="numba" needs Numba: pip install "recurrentkit[fast]" (or backend="torch")')
         self.save_hyperparameters(ignore=["words"])
         self.automatic_optimization = False
         gen = torch.Generator().manual_seed(seed)
@@ -147,13 +156,37 @@ class Word2VecTask(Task):
         w_out.index_add_(0, negatives.reshape(-1), torch.bmm(g_neg.transpose(1, 2), vg).reshape(-1, dim))
         return loss, grad_v
 
+    def train_chunk(self, batch: dict[str, Any], alpha_start: float, alpha_end: float) -> Tensor:
+        """word2vec.c's loop on a raw chunk (the data's ``compiled=True``), compiled and Hogwild over
+        ``num_threads`` threads; returns the chunk's mean loss per example."""
+        if self.hparams.get("backend", "auto") == "torch":
+            raise ValueError("the data yields raw chunks for the compiled trainer (compiled=True) but backend='torch':"
+                             " set the data's compiled=False or the task's backend to 'numba' or 'auto'")
+        if batch["mode"] != self.hparams.mode:
+            raise ValueError(f"the data's mode {batch['mode']!r} differs from the task's {self.hparams.mode!r}")
+        w_in, w_out = self.input_embeddings.weight, self.output_embeddings.weight
+        if w_in.device.type != "cpu":
+            raise RuntimeError("the compiled trainer runs on the CPU: use the data's compiled=False on other devices")
+        threads = int(self.hparams.num_threads or torch.get_num_threads())
+        loss, count = sgns_kernel.train_chunk(
+            w_in.numpy(), w_out.numpy(), batch["tokens"].numpy(), batch["sentences"].numpy(), batch["keep"].numpy(),
+            batch["noise_cdf"].numpy(), mode=batch["mode"], window=batch["window"],
+            shrink_windows=batch["shrink_windows"], negative=batch["negative"], alpha_start=alpha_start,
+            alpha_end=alpha_end, seed=batch["seed"], cbow_mean=self.hparams.cbow_mean, threads=threads)
+        return torch.tensor(loss / max(count, 1))
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         if self._t0 is None:
             self._t0 = time.perf_counter()
         alpha = self.current_alpha(batch["progress"])
-        loss = self.sgd_step(batch["centre"], batch["context"], batch["negatives"], alpha)
+        if "tokens" in batch:
+            loss = self.train_chunk(batch, alpha, self.current_alpha(batch["progress_end"]))
+        elif self.hparams.get("backend", "auto") == "numba":
+            raise ValueError("backend='numba' trains on raw chunks: set the data module's compiled=True")
+        else:
+            loss = self.sgd_step(batch["centre"], batch["context"], batch["negatives"], alpha)
         self.words_seen += float(batch["words"])
-        if batch_idx % 50 == 0:
+        if batch_idx % 50 == 0 or "tokens" in batch:  # a raw chunk is 100k tokens: log each
             self.log("train/loss", loss, prog_bar=True)
             self.log("train/alpha", alpha)
         return loss

@@ -1,0 +1,162 @@
+"""The Numba half of :mod:`recurrentkit.embeddings.sgns_kernel` (imported on first use; compiled code is cached)."""
+
+import numba
+import numpy as np
+
+_MULTIPLIER, _INCREMENT = np.uint64(25214903917), np.uint64(11)  # word2vec.c's next_random
+_SCALE = 2.0 ** -53
+
+
+@numba.njit(inline="always", cache=True)
+def draw(state):  # pragma: no cover - compiled
+    state = state * _MULTIPLIER + _INCREMENT
+    return state, (state >> np.uint64(11)) * _SCALE
+
+
+@numba.njit(inline="always", cache=True)
+def sentence_start(sentences, pos):  # pragma: no cover - compiled
+    """The first position at or after ``pos`` that starts a sentence (``len`` if none)."""
+    n = sentences.shape[0]
+    while 0 < pos < n and sentences[pos] == sentences[pos - 1]:
+        pos += 1
+    return pos
+
+
+@numba.njit(cache=True)
+def alias_table(cdf):  # pragma: no cover - compiled
+    """Walker's alias table (Vose's construction) of the distribution with cumulative sums ``cdf``: a draw is
+    ``i = floor(u V)``, then ``i`` if ``frac(u V) < prob[i]`` else ``alias[i]`` -- O(1), exact."""
+    size = cdf.shape[0]
+    scaled = np.empty(size)
+    previous = 0.0
+    for i in range(size):
+        scaled[i] = (cdf[i] - previous) * size
+        previous = cdf[i]
+    prob = np.ones(size)
+    alias = np.arange(size)
+    small = np.empty(size, np.int64)
+    large = np.empty(size, np.int64)
+    n_small = n_large = 0
+    for i in range(size):
+        if scaled[i] < 1.0:
+            small[n_small] = i
+            n_small += 1
+        else:
+            large[n_large] = i
+            n_large += 1
+    while n_small > 0 and n_large > 0:
+        n_small -= 1
+        n_large -= 1
+        s, g = small[n_small], large[n_large]
+        prob[s], alias[s] = scaled[s], g
+        scaled[g] = scaled[g] + scaled[s] - 1.0
+        if scaled[g] < 1.0:
+            small[n_small] = g
+            n_small += 1
+        else:
+            large[n_large] = g
+            n_large += 1
+    return prob, alias  # entries left in either stack keep prob 1 (rounding)
+
+
+@numba.njit(inline="always", cache=True)
+def draw_noise(prob, alias, u):  # pragma: no cover - compiled
+    x = u * prob.shape[0]
+    i = min(int(x), prob.shape[0] - 1)
+    return i if x - i < prob[i] else alias[i]
+
+
+@numba.njit(inline="always", fastmath=True, cache=True)
+def train_targets(w_out, v, e, target, prob, alias, negative, alpha, state):  # pragma: no cover - compiled
+    dim = v.shape[0]
+    loss = 0.0
+    for k in range(negative + 1):
+        if k == 0:
+            t, label = target, 1.0
+        else:
+            state, u = draw(state)
+            t = draw_noise(prob, alias, u)
+            label = 0.0
+            if t == target:
+                continue
+        f = np.float32(0.0)
+        for d in range(dim):
+            f += v[d] * w_out[t, d]
+        s = 1.0 / (1.0 + np.exp(-f))
+        loss -= np.log(max(s if label > 0.5 else 1.0 - s, 1e-7))
+        g = np.float32(alpha * (label - s))
+        for d in range(dim):
+            e[d] += g * w_out[t, d]
+        for d in range(dim):
+            w_out[t, d] += g * v[d]
+    return loss, state
+
+
+@numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
+def train(w_in, w_out, ids, sentences, keep, cdf, cbow, cbow_mean, window, shrink, negative, alpha_start,
+          alpha_end, seed, n_threads):  # pragma: no cover - compiled
+    n, dim = ids.shape[0], w_in.shape[1]
+    prob, alias = alias_table(cdf)
+    losses = np.zeros(n_threads)
+    examples = np.zeros(n_threads, np.int64)
+    for r in numba.prange(n_threads):
+        lo, hi = sentence_start(sentences, n * r // n_threads), sentence_start(sentences, n * (r + 1) // n_threads)
+        state = np.uint64(seed) * np.uint64(1000003) + np.uint64(r + 1)
+        kept = np.empty(hi - lo, np.int64)
+        kept_sentence = np.empty(hi - lo, np.int64)
+        m = 0
+        for p in range(lo, hi):
+            state, u = draw(state)
+            if u < keep[ids[p]]:
+                kept[m], kept_sentence[m] = ids[p], sentences[p]
+                m += 1
+        e = np.empty(dim, np.float32)
+        v = np.empty(dim, np.float32)
+        loss = 0.0
+        count = 0
+        alpha = alpha_start + (alpha_end - alpha_start) * lo / max(n, 1)  # linear across the chunk's positions
+        alpha_step = (alpha_end - alpha_start) * (hi - lo) / max(n, 1) / max(m, 1)
+        for c in range(m):
+            alpha += alpha_step
+            b = window
+            if shrink:
+                state, u = draw(state)
+                b = 1 + min(int(u * window), window - 1)
+            first, stop = max(0, c - b), min(m, c + b + 1)
+            if cbow:
+                v[:] = 0.0
+                width = 0
+                for j in range(first, stop):
+                    if j != c and kept_sentence[j] == kept_sentence[c]:
+                        width += 1
+                        for d in range(dim):
+                            v[d] += w_in[kept[j], d]
+                if width == 0:
+                    continue
+                if cbow_mean:
+                    inverse = np.float32(1.0 / width)
+                    for d in range(dim):
+                        v[d] *= inverse
+                e[:] = 0.0
+                pair_loss, state = train_targets(w_out, v, e, kept[c], prob, alias, negative, alpha, state)
+                loss += pair_loss
+                count += 1
+                for j in range(first, stop):
+                    if j != c and kept_sentence[j] == kept_sentence[c]:
+                        for d in range(dim):
+                            w_in[kept[j], d] += e[d]
+            else:
+                for j in range(first, stop):
+                    if j == c or kept_sentence[j] != kept_sentence[c]:
+                        continue
+                    i = kept[j]
+                    e[:] = 0.0
+                    v[:] = w_in[i]
+                    pair_loss, state = train_targets(w_out, v, e, kept[c], prob, alias, negative, alpha, state)
+                    loss += pair_loss
+                    count += 1
+                    for d in range(dim):
+                        w_in[i, d] += e[d]
+        losses[r] = loss
+        examples[r] = count
+    return losses.sum(), examples.sum()

@@ -1,0 +1,156 @@
+"""The compiled word2vec loop (recurrentkit.embeddings.sgns_kernel): against a plain-Python word2vec.c loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recurrentkit.data.skipgram import Word2VecCorpus, Word2VecDataModule, Word2VecDataset
+from recurrentkit.embeddings import Word2VecTask, sgns_kernel
+from recurrentkit.embeddings.sgns_kernel import lcg_next, train_chunk, uniform
+
+pytestmark = pytest.mark.skipif(not sgns_kernel.available(), reason="Numba is not installed (recurrentkit[fast])")
+
+
+def _alias_table(cdf):
+    from recurrentkit.embeddings._sgns_numba import alias_table
+
+    return alias_table(np.asarray(cdf, np.float64))
+
+
+def test_alias_table_reproduces_the_distribution_exactly():
+    rng = np.random.default_rng(0)
+    p = rng.random(500) ** 4
+    p[7] = 0.0  # a word the noise never draws
+    p /= p.sum()
+    prob, alias = _alias_table(np.cumsum(p))
+    n = len(p)
+    implied = prob / n  # bucket i gives i with probability prob[i] ...
+    np.add.at(implied, alias, (1.0 - prob) / n)  # ... and alias[i] otherwise
+    np.testing.assert_allclose(implied, p, atol=1e-12)
+    assert implied[7] < 1e-12
+
+
+def _reference(w_in, w_out, ids, sentences, keep, cdf, cbow, window, negative, alpha_start, alpha_end, seed):
+    """word2vec.c's loop in plain Python, drawing the same random numbers as the kernel (one thread)."""
+    prob, alias = _alias_table(cdf)
+    size = len(prob)
+    state = (seed * 1000003 + 1) % 2**64
+    kept = []
+    for w, s in zip(ids, sentences):
+        state = lcg_next(state)
+        if uniform(state) < keep[w]:
+            kept.append((int(w), int(s)))
+    m, n = len(kept), len(ids)
+    total_loss, examples = 0.0, 0
+
+    def targets(v, e, target, state, alpha):
+        loss = 0.0
+        for k in range(negative + 1):
+            if k == 0:
+                t, label = target, 1.0
+            else:
+                state = lcg_next(state)
+                x = uniform(state) * size
+                i = min(int(x), size - 1)
+                t, label = (i if x - i < prob[i] else int(alias[i])), 0.0
+                if t == target:
+                    continue
+            s = 1.0 / (1.0 + np.exp(-float(np.dot(v, w_out[t]))))
+            loss -= np.log(max(s if label else 1.0 - s, 1e-7))
+            g = np.float32(alpha * (label - s))
+            e += g * w_out[t]
+            w_out[t] += g * v
+        return loss, state
+
+    for c in range(m):
+        alpha = alpha_start + (alpha_end - alpha_start) * (n * (c + 1) / m) / n
+        state = lcg_next(state)
+        b = 1 + min(int(uniform(state) * window), window - 1)
+        context = [j for j in range(max(0, c - b), min(m, c + b + 1)) if j != c and kept[j][1] == kept[c][1]]
+        if cbow:
+            if not context:
+                continue
+            v = np.mean([w_in[kept[j][0]] for j in context], axis=0).astype(np.float32)
+            e = np.zeros_like(v)
+            loss, state = targets(v, e, kept[c][0], state, alpha)
+            total_loss, examples = total_loss + loss, examples + 1
+            for j in context:
+                w_in[kept[j][0]] += e
+        else:
+            for j in context:
+                i = kept[j][0]
+                e = np.zeros(w_in.shape[1], np.float32)
+                loss, state = targets(w_in[i].copy(), e, kept[c][0], state, alpha)
+                total_loss, examples = total_loss + loss, examples + 1
+                w_in[i] += e
+    return total_loss, examples
+
+
+@pytest.mark.parametrize("mode", ["sg", "cbow"])
+def test_one_thread_equals_the_plain_python_loop(mode):
+    rng = np.random.default_rng(1)
+    vocab, dim = 40, 8
+    ids = rng.integers(0, vocab, 300)
+    sentences = np.repeat(np.arange(30), 10)
+    keep = rng.random(vocab) * 0.5 + 0.5
+    p = rng.random(vocab)
+    cdf = np.cumsum(p / p.sum())
+    w_in = rng.random((vocab, dim), dtype=np.float32) - 0.5
+    w_out = rng.random((vocab, dim), dtype=np.float32) - 0.5
+    got_in, got_out = w_in.copy(), w_out.copy()
+    loss, examples = train_chunk(got_in, got_out, ids, sentences, keep, cdf, mode=mode, window=5, negative=5,
+                                 alpha_start=0.1, alpha_end=0.05, seed=7, threads=1)
+    ref_in, ref_out = w_in.copy(), w_out.copy()
+    ref_loss, ref_examples = _reference(ref_in, ref_out, ids, sentences, keep, cdf, mode == "cbow", 5, 5, 0.1,
+                                        0.05, 7)
+    assert examples == ref_examples > 100
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    np.testing.assert_allclose(got_in, ref_in, atol=1e-5)
+    np.testing.assert_allclose(got_out, ref_out, atol=1e-5)
+    assert not np.allclose(got_in, w_in)  # it trained
+
+
+def test_windows_stay_inside_sentences_and_two_threads_train_the_whole_chunk():
+    vocab, dim = 20, 4
+    ids = np.arange(20).repeat(5) % vocab
+    sentences = np.arange(100) // 2  # sentences of two tokens: each token has exactly one neighbour
+    w = np.zeros((vocab, dim), np.float32)
+    _, examples = train_chunk(w, w.copy(), ids, sentences, np.ones(vocab), np.linspace(0.05, 1, vocab),
+                              window=5, threads=2)
+    assert examples == 100  # one pair per token, none across a sentence end or lost at the threads' split
+
+
+def test_train_chunk_rejects_bad_input():
+    w = np.zeros((5, 3), np.float32)
+    ids, keep, cdf = np.arange(5), np.ones(5), np.linspace(0.2, 1, 5)
+    with pytest.raises(ValueError, match="float32"):
+        train_chunk(w.astype(np.float64), w, ids, ids, keep, cdf)
+    with pytest.raises(ValueError, match="one entry per word"):
+        train_chunk(w, w.copy(), ids, ids, keep[:4], cdf)
+    with pytest.raises(IndexError, match="outside"):
+        train_chunk(w, w.copy(), ids + 1, ids, keep, cdf)
+    with pytest.raises(ValueError, match="mode"):
+        train_chunk(w, w.copy(), ids, ids, keep, cdf, mode="glove")
+
+
+def test_compiled_data_yields_chunks_and_the_task_checks_its_backend():
+    sentences = [[f"w{(i * 7 + j) % 30}" for j in range(10)] for i in range(50)]
+    corpus = Word2VecCorpus(sentences, min_count=1)
+    chunks = list(Word2VecDataset(corpus, batch_size=64, chunk_size=120, epochs=1, compiled=True))
+    assert sum(len(c["tokens"]) for c in chunks) == len(corpus)
+    assert all(c["progress"] < c["progress_end"] for c in chunks)
+    task = Word2VecTask(len(corpus.vocab), vector_size=8, backend="torch")
+    with pytest.raises(ValueError, match="backend='torch'"):
+        task.training_step(chunks[0], 0)
+    pairs = next(iter(Word2VecDataset(corpus, batch_size=64, epochs=1)))
+    with pytest.raises(ValueError, match="compiled=True"):
+        Word2VecTask(len(corpus.vocab), vector_size=8, backend="numba").training_step(pairs, 0)
+    with pytest.raises(ValueError, match="negative_sharing"):
+        Word2VecDataModule(sentences=sentences, min_count=1, negative_sharing=4, compiled=True)
+    assert Word2VecDataModule(sentences=sentences, min_count=1).dataset_kwargs["compiled"]  # the default here
+    task = Word2VecTask(len(corpus.vocab), vector_size=8)
+    before = task.input_embeddings.weight.clone()
+    loss = task.training_step(chunks[0], 0)
+    assert torch.isfinite(loss) and not torch.equal(before, task.input_embeddings.weight)
