@@ -22,6 +22,16 @@ def sentence_start(sentences, pos):  # pragma: no cover - compiled
     return pos
 
 
+@numba.njit(inline="always", cache=True)
+def _push(i, scaled, small, large, n_small, n_large):  # pragma: no cover - compiled
+    """Put bucket ``i`` on the stack of under-full (``scaled < 1``) or of full buckets; returns the new sizes."""
+    if scaled[i] < 1.0:
+        small[n_small] = i
+        return n_small + 1, n_large
+    large[n_large] = i
+    return n_small, n_large + 1
+
+
 @numba.njit(cache=True)
 def alias_table(cdf):  # pragma: no cover - compiled
     """Walker's alias table (Vose's construction) of the distribution with cumulative sums ``cdf``: a draw is
@@ -38,24 +48,14 @@ def alias_table(cdf):  # pragma: no cover - compiled
     large = np.empty(size, np.int64)
     n_small = n_large = 0
     for i in range(size):
-        if scaled[i] < 1.0:
-            small[n_small] = i
-            n_small += 1
-        else:
-            large[n_large] = i
-            n_large += 1
+        n_small, n_large = _push(i, scaled, small, large, n_small, n_large)
     while n_small > 0 and n_large > 0:
         n_small -= 1
         n_large -= 1
         s, g = small[n_small], large[n_large]
         prob[s], alias[s] = scaled[s], g
         scaled[g] = scaled[g] + scaled[s] - 1.0
-        if scaled[g] < 1.0:
-            small[n_small] = g
-            n_small += 1
-        else:
-            large[n_large] = g
-            n_large += 1
+        n_small, n_large = _push(g, scaled, small, large, n_small, n_large)
     return prob, alias  # entries left in either stack keep prob 1 (rounding)
 
 
