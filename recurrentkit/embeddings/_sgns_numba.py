@@ -3,7 +3,9 @@
 import numba
 import numpy as np
 
-_MULTIPLIER, _INCREMENT = np.uint64(25214903917), np.uint64(11)  # word2vec.c's next_random
+from .sgns_kernel import _LCG_INCREMENT, _LCG_MULTIPLIER
+
+_MULTIPLIER, _INCREMENT = np.uint64(_LCG_MULTIPLIER), np.uint64(_LCG_INCREMENT)  # word2vec.c's next_random
 _SCALE = 2.0 ** -53
 
 
