@@ -210,7 +210,8 @@ def test_every_neural_row_has_a_converged_recipe_with_stopping_rules():
             assert checkpoints[1]["filename"] == "last", row.key
             assert config["model"]["init_args"]["lr_scheduler"]["init_args"]["monitor"] == "val/ppl", row.key
             assert config["model"]["init_args"]["dropout"] > 0, row.key
-            assert config["trainer"]["max_epochs"] <= 30, row.key  # the cap the 4-hour budget allows
+            # the caps the 4-hour budget allows: 30 epochs; 40 for the cheapest LSTM row (~0.8 min per epoch)
+            assert config["trainer"]["max_epochs"] <= (40 if row.key == "lstm-proj" else 30), row.key
 
 
 def test_committed_page_shows_the_committed_converged_results():
