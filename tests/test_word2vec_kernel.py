@@ -13,6 +13,9 @@ from recurrentkit.embeddings.sgns_kernel import lcg_next, train_chunk, uniform
 pytestmark = pytest.mark.skipif(not sgns_kernel.available(), reason="Numba is not installed (recurrentkit[fast])")
 
 
+EXP_TABLE = np.array([np.exp(x) / (np.exp(x) + 1) for x in (np.arange(1000) / 1000 * 2 - 1) * 6], np.float32)
+
+
 def _alias_table(cdf):
     from recurrentkit.embeddings._sgns_numba import alias_table
 
@@ -32,9 +35,12 @@ def test_alias_table_reproduces_the_distribution_exactly():
     assert implied[7] < 1e-12
 
 
-def _reference(w_in, w_out, ids, sentences, keep, cdf, cbow, window, negative, alpha_start, alpha_end, seed):
-    """word2vec.c's loop in plain Python, drawing the same random numbers as the kernel (one thread)."""
+def _reference(w_in, w_out, ids, sentences, keep, cdf, cbow, window, negative, alpha_start, alpha_end, seed,
+               loss_every=1):
+    """word2vec.c's loop in plain Python, drawing the same random numbers as the kernel (one thread); the loss of
+    every ``loss_every``-th centre's examples, scaled to all examples."""
     prob, alias = _alias_table(cdf)
+    prob = prob.astype(np.float32)  # the kernel keeps the table in 32 bits
     size = len(prob)
     state = (seed * 1000003 + 1) % 2**64
     kept = []
@@ -43,7 +49,7 @@ def _reference(w_in, w_out, ids, sentences, keep, cdf, cbow, window, negative, a
         if uniform(state) < keep[w]:
             kept.append((int(w), int(s)))
     m, n = len(kept), len(ids)
-    total_loss, examples = 0.0, 0
+    total_loss, examples, scored = 0.0, 0, 0
 
     def targets(v, e, target, state, alpha):
         loss = 0.0
@@ -57,8 +63,10 @@ def _reference(w_in, w_out, ids, sentences, keep, cdf, cbow, window, negative, a
                 t, label = (i if x - i < prob[i] else int(alias[i])), 0.0
                 if t == target:
                     continue
-            s = 1.0 / (1.0 + np.exp(-float(np.dot(v, w_out[t]))))
-            loss -= np.log(max(s if label else 1.0 - s, 1e-7))
+            f = float(np.dot(v, w_out[t]))
+            s = 1.0 if f >= 6 else 0.0 if f <= -6 else float(EXP_TABLE[int((f + 6) * (1000 / 12))])  # word2vec.c
+            x = f if label else -f
+            loss += np.log1p(np.exp(-x))  # -log sigma(+-f), exact
             g = np.float32(alpha * (label - s))
             e += g * w_out[t]
             w_out[t] += g * v
@@ -75,7 +83,9 @@ def _reference(w_in, w_out, ids, sentences, keep, cdf, cbow, window, negative, a
             v = np.mean([w_in[kept[j][0]] for j in context], axis=0).astype(np.float32)
             e = np.zeros_like(v)
             loss, state = targets(v, e, kept[c][0], state, alpha)
-            total_loss, examples = total_loss + loss, examples + 1
+            examples += 1
+            if c % loss_every == 0:
+                total_loss, scored = total_loss + loss, scored + 1
             for j in context:
                 w_in[kept[j][0]] += e
         else:
@@ -83,13 +93,16 @@ def _reference(w_in, w_out, ids, sentences, keep, cdf, cbow, window, negative, a
                 i = kept[j][0]
                 e = np.zeros(w_in.shape[1], np.float32)
                 loss, state = targets(w_in[i].copy(), e, kept[c][0], state, alpha)
-                total_loss, examples = total_loss + loss, examples + 1
+                examples += 1
+                if c % loss_every == 0:
+                    total_loss, scored = total_loss + loss, scored + 1
                 w_in[i] += e
-    return total_loss, examples
+    return total_loss * examples / scored, examples
 
 
+@pytest.mark.parametrize("loss_every", [1, 16])
 @pytest.mark.parametrize("mode", ["sg", "cbow"])
-def test_one_thread_equals_the_plain_python_loop(mode):
+def test_one_thread_equals_the_plain_python_loop(mode, loss_every):
     rng = np.random.default_rng(1)
     vocab, dim = 40, 8
     ids = rng.integers(0, vocab, 300)
@@ -101,15 +114,33 @@ def test_one_thread_equals_the_plain_python_loop(mode):
     w_out = rng.random((vocab, dim), dtype=np.float32) - 0.5
     got_in, got_out = w_in.copy(), w_out.copy()
     loss, examples = train_chunk(got_in, got_out, ids, sentences, keep, cdf, mode=mode, window=5, negative=5,
-                                 alpha_start=0.1, alpha_end=0.05, seed=7, threads=1)
+                                 alpha_start=0.1, alpha_end=0.05, seed=7, threads=1, loss_every=loss_every)
     ref_in, ref_out = w_in.copy(), w_out.copy()
     ref_loss, ref_examples = _reference(ref_in, ref_out, ids, sentences, keep, cdf, mode == "cbow", 5, 5, 0.1,
-                                        0.05, 7)
+                                        0.05, 7, loss_every)
     assert examples == ref_examples > 100
     assert loss == pytest.approx(ref_loss, rel=1e-5)
     np.testing.assert_allclose(got_in, ref_in, atol=1e-5)
     np.testing.assert_allclose(got_out, ref_out, atol=1e-5)
     assert not np.allclose(got_in, w_in)  # it trained
+
+
+@pytest.mark.parametrize("mode", ["sg", "cbow"])
+def test_the_loss_sample_estimates_the_loss_and_leaves_training_alone(mode):
+    rng = np.random.default_rng(2)
+    vocab, dim = 50, 8
+    ids = rng.integers(0, vocab, 5000)
+    sentences = np.arange(5000) // 20
+    keep, cdf = np.ones(vocab), np.cumsum(np.full(vocab, 1.0 / vocab))
+    w_in = rng.random((vocab, dim), dtype=np.float32) - 0.5
+    results = {}
+    for every in (1, 16):
+        a, b = w_in.copy(), np.zeros_like(w_in)
+        results[every] = train_chunk(a, b, ids, sentences, keep, cdf, mode=mode, seed=3, loss_every=every), a, b
+    (exact, n1), a1, b1 = results[1]
+    (sampled, n16), a16, b16 = results[16]
+    assert n1 == n16 and np.array_equal(a1, a16) and np.array_equal(b1, b16)
+    assert sampled != exact and sampled == pytest.approx(exact, rel=0.05)
 
 
 def test_windows_stay_inside_sentences_and_two_threads_train_the_whole_chunk():
@@ -131,6 +162,8 @@ def test_train_chunk_rejects_bad_input():
         train_chunk(w, w.copy(), ids, ids, keep[:4], cdf)
     with pytest.raises(IndexError, match="outside"):
         train_chunk(w, w.copy(), ids + 1, ids, keep, cdf)
+    with pytest.raises(ValueError, match="loss_every"):
+        train_chunk(w, w.copy(), ids, ids, keep, cdf, loss_every=0)
     with pytest.raises(ValueError, match="mode"):
         train_chunk(w, w.copy(), ids, ids, keep, cdf, mode="glove")
 

@@ -7,6 +7,9 @@ from .sgns_kernel import _LCG_INCREMENT, _LCG_MULTIPLIER
 
 _MULTIPLIER, _INCREMENT = np.uint64(_LCG_MULTIPLIER), np.uint64(_LCG_INCREMENT)  # word2vec.c's next_random
 _SCALE = 2.0 ** -53
+MAX_EXP, EXP_TABLE_SIZE = 6.0, 1000  # word2vec.c's sigmoid table: sigma(x) at 1000 points of [-6, 6)
+_GRID = (np.arange(EXP_TABLE_SIZE) / EXP_TABLE_SIZE * 2 - 1) * MAX_EXP
+EXP_TABLE = (np.exp(_GRID) / (np.exp(_GRID) + 1)).astype(np.float32)
 
 
 @numba.njit(inline="always", cache=True)
@@ -68,8 +71,8 @@ def draw_noise(prob, alias, u):  # pragma: no cover - compiled
     return i if x - i < prob[i] else alias[i]
 
 
-@numba.njit(inline="always", fastmath=True, cache=True)
-def train_targets(w_out, v, e, target, prob, alias, negative, alpha, state):  # pragma: no cover - compiled
+@numba.njit(inline="always", fastmath=True, cache=True, error_model="numpy")
+def train_targets(w_out, v, e, target, prob, alias, negative, alpha, state, scored):  # pragma: no cover - compiled
     dim = v.shape[0]
     loss = 0.0
     for k in range(negative + 1):
@@ -84,23 +87,32 @@ def train_targets(w_out, v, e, target, prob, alias, negative, alpha, state):  # 
         f = np.float32(0.0)
         for d in range(dim):
             f += v[d] * w_out[t, d]
-        s = 1.0 / (1.0 + np.exp(-f))
-        loss -= np.log(max(s if label > 0.5 else 1.0 - s, 1e-7))
+        if f >= MAX_EXP:  # word2vec.c: sigma from the table, 0 or 1 beyond +-MAX_EXP
+            s = np.float32(1.0)
+        elif f <= -MAX_EXP:
+            s = np.float32(0.0)
+        else:
+            s = EXP_TABLE[int((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2))]
+        if scored:  # exact -log sigma(+-f); the log costs more than the rest of a CBOW target
+            x = f if label > 0.5 else -f
+            loss += np.log1p(np.exp(-x)) if x > -30.0 else -x
         g = np.float32(alpha * (label - s))
         for d in range(dim):
-            e[d] += g * w_out[t, d]
-        for d in range(dim):
-            w_out[t, d] += g * v[d]
+            u = w_out[t, d]
+            e[d] += g * u
+            w_out[t, d] = u + g * v[d]
     return loss, state
 
 
-@numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
+@numba.njit(parallel=True, fastmath=True, nogil=True, cache=True, error_model="numpy")
 def train(w_in, w_out, ids, sentences, keep, cdf, cbow, cbow_mean, window, shrink, negative, alpha_start,
-          alpha_end, seed, n_threads):  # pragma: no cover - compiled
+          alpha_end, seed, n_threads, loss_every):  # pragma: no cover - compiled
     n, dim = ids.shape[0], w_in.shape[1]
-    prob, alias = alias_table(cdf)
+    prob64, alias64 = alias_table(cdf)
+    prob, alias = prob64.astype(np.float32), alias64.astype(np.int32)  # half the cache lines per noise draw
     losses = np.zeros(n_threads)
     examples = np.zeros(n_threads, np.int64)
+    scored_examples = np.zeros(n_threads, np.int64)
     for r in numba.prange(n_threads):
         lo, hi = sentence_start(sentences, n * r // n_threads), sentence_start(sentences, n * (r + 1) // n_threads)
         state = np.uint64(seed) * np.uint64(1000003) + np.uint64(r + 1)
@@ -115,7 +127,7 @@ def train(w_in, w_out, ids, sentences, keep, cdf, cbow, cbow_mean, window, shrin
         e = np.empty(dim, np.float32)
         v = np.empty(dim, np.float32)
         loss = 0.0
-        count = 0
+        count = scored_count = 0
         alpha = alpha_start + (alpha_end - alpha_start) * lo / max(n, 1)  # linear across the chunk's positions
         alpha_step = (alpha_end - alpha_start) * (hi - lo) / max(n, 1) / max(m, 1)
         for c in range(m):
@@ -125,6 +137,7 @@ def train(w_in, w_out, ids, sentences, keep, cdf, cbow, cbow_mean, window, shrin
                 state, u = draw(state)
                 b = 1 + min(int(u * window), window - 1)
             first, stop = max(0, c - b), min(m, c + b + 1)
+            scored = c % loss_every == 0  # the loss is measured on every loss_every-th centre's examples
             if cbow:
                 v[:] = 0.0
                 width = 0
@@ -140,9 +153,10 @@ def train(w_in, w_out, ids, sentences, keep, cdf, cbow, cbow_mean, window, shrin
                     for d in range(dim):
                         v[d] *= inverse
                 e[:] = 0.0
-                pair_loss, state = train_targets(w_out, v, e, kept[c], prob, alias, negative, alpha, state)
+                pair_loss, state = train_targets(w_out, v, e, kept[c], prob, alias, negative, alpha, state, scored)
                 loss += pair_loss
                 count += 1
+                scored_count += scored
                 for j in range(first, stop):
                     if j != c and kept_sentence[j] == kept_sentence[c]:
                         for d in range(dim):
@@ -154,11 +168,14 @@ def train(w_in, w_out, ids, sentences, keep, cdf, cbow, cbow_mean, window, shrin
                     i = kept[j]
                     e[:] = 0.0
                     v[:] = w_in[i]
-                    pair_loss, state = train_targets(w_out, v, e, kept[c], prob, alias, negative, alpha, state)
+                    pair_loss, state = train_targets(w_out, v, e, kept[c], prob, alias, negative, alpha, state,
+                                                     scored)
                     loss += pair_loss
                     count += 1
+                    scored_count += scored
                     for d in range(dim):
                         w_in[i, d] += e[d]
         losses[r] = loss
         examples[r] = count
-    return losses.sum(), examples.sum()
+        scored_examples[r] = scored_count
+    return losses.sum(), examples.sum(), scored_examples.sum()

@@ -6,7 +6,7 @@ This is word2vec.c's ``TrainModelThread`` for negative sampling, on a chunk of t
 2. for each kept centre word, a window half-width ``b`` drawn uniformly from ``1..window`` (``shrink``; else
    ``window``), never crossing a sentence end;
 3. for each (input ``i``, target ``o``) -- skip-gram: ``i`` a context word, ``o`` the centre (word2vec.c's order);
-   CBOW: ``v`` the mean of the context vectors -- and ``K`` noise words ``n_k ~ P_n`` (inverse-CDF draws; a draw
+   CBOW: ``v`` the mean of the context vectors -- and ``K`` noise words ``n_k ~ P_n`` (Walker alias draws; a draw
    equal to ``o`` is skipped)::
 
        e = 0
@@ -15,6 +15,8 @@ This is word2vec.c's ``TrainModelThread`` for negative sampling, on a chunk of t
            e += g * u_t ;  u_t += g * v
        v_i += e            # CBOW: every context word gets e
 
+``sigmoid`` is read from word2vec.c's table (1000 points of [-6, 6); 0 or 1 beyond), as in word2vec.c (gensim uses the
+same table).
 ``v`` are the input vectors (``syn0``), ``u`` the output vectors (``syn1neg``); ``alpha`` falls linearly across the
 chunk from ``alpha_start`` to ``alpha_end``. Random numbers come from word2vec.c's linear congruential generator,
 one stream per thread seeded from ``seed``. The chunk is split at sentence ends into one range per thread and the
@@ -70,8 +72,13 @@ def warm_up() -> None:
 def train_chunk(w_in: np.ndarray, w_out: np.ndarray, ids: np.ndarray, sentences: np.ndarray, keep: np.ndarray,
                 noise_cdf: np.ndarray, *, mode: str = "sg", window: int = 5, shrink_windows: bool = True,
                 negative: int = 5, alpha_start: float = 0.025, alpha_end: float | None = None, seed: int = 1,
-                cbow_mean: bool = True, threads: int = 1) -> tuple[float, int]:
+                cbow_mean: bool = True, threads: int = 1, loss_every: int = 16) -> tuple[float, int]:
     """Train on one chunk of token ids in place; returns ``(summed loss, number of examples)``.
+
+    The loss is only reported, never trained on (the update is word2vec's closed form), and its logarithms cost more
+    than the rest of a CBOW example, so it is measured on the examples of every ``loss_every``-th kept centre word
+    and scaled to all examples: an unbiased estimate of the summed loss (``loss_every=1``: exact; gensim computes
+    none unless asked).
 
     Args:
         w_in, w_out: ``[V, D]`` float32, C-contiguous: input and output vectors (updated in place).
@@ -82,6 +89,7 @@ def train_chunk(w_in: np.ndarray, w_out: np.ndarray, ids: np.ndarray, sentences:
         mode: ``"sg"`` (examples are pairs) or ``"cbow"`` (examples are centre words).
         alpha_start, alpha_end: learning rate at the chunk's start and end (linear in between; end defaults to start).
         seed: seed of this chunk's random streams. threads: Hogwild threads (1: deterministic).
+        loss_every: measure the loss on one kept centre word in ``loss_every`` (1: on all).
     """
     if mode not in ("sg", "cbow"):
         raise ValueError(f"mode must be 'sg' or 'cbow', got {mode!r}")
@@ -99,13 +107,15 @@ def train_chunk(w_in: np.ndarray, w_out: np.ndarray, ids: np.ndarray, sentences:
         raise IndexError(f"ids outside [0, {vocab})")
     if window < 1 or negative < 0:
         raise ValueError(f"need window >= 1 and negative >= 0, got {window}, {negative}")
+    if loss_every < 1:
+        raise ValueError(f"loss_every must be >= 1, got {loss_every}")
     import numba
 
     threads = max(1, min(int(threads), max(len(ids), 1), numba.config.NUMBA_NUM_THREADS))
     numba.set_num_threads(threads)
-    loss, count = _kernel()(w_in, w_out, np.ascontiguousarray(ids, np.int64),
-                            np.ascontiguousarray(sentences, np.int64), np.ascontiguousarray(keep, np.float64),
-                            np.ascontiguousarray(noise_cdf, np.float64), mode == "cbow", bool(cbow_mean), int(window),
-                            bool(shrink_windows), int(negative), float(alpha_start),
-                            float(alpha_start if alpha_end is None else alpha_end), int(seed) & _MASK64, threads)
-    return float(loss), int(count)
+    loss, count, scored = _kernel()(
+        w_in, w_out, np.ascontiguousarray(ids, np.int64), np.ascontiguousarray(sentences, np.int64),
+        np.ascontiguousarray(keep, np.float64), np.ascontiguousarray(noise_cdf, np.float64), mode == "cbow",
+        bool(cbow_mean), int(window), bool(shrink_windows), int(negative), float(alpha_start),
+        float(alpha_start if alpha_end is None else alpha_end), int(seed) & _MASK64, threads, int(loss_every))
+    return float(loss) * count / max(scored, 1), int(count)

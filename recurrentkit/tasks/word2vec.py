@@ -186,8 +186,9 @@ class Word2VecTask(Task):
         else:
             loss = self.sgd_step(batch["centre"], batch["context"], batch["negatives"], alpha)
         self.words_seen += float(batch["words"])
-        if batch_idx % 50 == 0 or "tokens" in batch:  # a raw chunk is 100k tokens: log each
+        if batch_idx % 50 == 0 or "tokens" in batch:  # a raw chunk is 100k tokens: log its loss
             self.log("train/loss", loss, prog_bar=True)
+        if batch_idx % 50 == 0:  # a Lightning log call costs about a millisecond: 4% of a CBOW chunk's time
             self.log("train/alpha", alpha)
         return loss
 
