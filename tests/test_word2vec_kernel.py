@@ -143,6 +143,24 @@ def test_the_loss_sample_estimates_the_loss_and_leaves_training_alone(mode):
     assert sampled != exact and sampled == pytest.approx(exact, rel=0.05)
 
 
+@pytest.mark.parametrize("mode", ["sg", "cbow"])
+def test_padded_rows_train_like_plain_rows_and_keep_their_padding(mode):
+    rng = np.random.default_rng(4)
+    vocab, dim = 30, 6
+    ids, sentences = rng.integers(0, vocab, 400), np.arange(400) // 25
+    keep, cdf = np.ones(vocab), np.cumsum(np.full(vocab, 1.0 / vocab))
+    w_in = rng.random((vocab, dim), dtype=np.float32) - 0.5
+    plain_in, plain_out = w_in.copy(), np.zeros_like(w_in)
+    plain = train_chunk(plain_in, plain_out, ids, sentences, keep, cdf, mode=mode, seed=5)
+    padded_in, padded_out = np.full((vocab, 16), 7.0, np.float32), np.full((vocab, 16), 7.0, np.float32)
+    padded_in[:, :dim], padded_out[:, :dim] = w_in, 0.0
+    padded = train_chunk(padded_in, padded_out, ids, sentences, keep, cdf, mode=mode, seed=5, dim=dim)
+    assert padded == plain
+    np.testing.assert_array_equal(padded_in[:, :dim], plain_in)
+    np.testing.assert_array_equal(padded_out[:, :dim], plain_out)
+    assert (padded_in[:, dim:] == 7.0).all() and (padded_out[:, dim:] == 7.0).all()
+
+
 def test_windows_stay_inside_sentences_and_two_threads_train_the_whole_chunk():
     vocab, dim = 20, 4
     ids = np.arange(20).repeat(5) % vocab
@@ -164,6 +182,8 @@ def test_train_chunk_rejects_bad_input():
         train_chunk(w, w.copy(), ids + 1, ids, keep, cdf)
     with pytest.raises(ValueError, match="loss_every"):
         train_chunk(w, w.copy(), ids, ids, keep, cdf, loss_every=0)
+    with pytest.raises(ValueError, match="dim"):
+        train_chunk(w, w.copy(), ids, ids, keep, cdf, dim=4)
     with pytest.raises(ValueError, match="mode"):
         train_chunk(w, w.copy(), ids, ids, keep, cdf, mode="glove")
 

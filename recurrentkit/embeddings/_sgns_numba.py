@@ -106,8 +106,8 @@ def train_targets(w_out, v, e, target, prob, alias, negative, alpha, state, scor
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True, error_model="numpy")
 def train(w_in, w_out, ids, sentences, keep, cdf, cbow, cbow_mean, window, shrink, negative, alpha_start,
-          alpha_end, seed, n_threads, loss_every):  # pragma: no cover - compiled
-    n, dim = ids.shape[0], w_in.shape[1]
+          alpha_end, seed, n_threads, loss_every, dim):  # pragma: no cover - compiled
+    n = ids.shape[0]  # the vectors are the first ``dim`` columns of each row (rows may be padded)
     prob64, alias64 = alias_table(cdf)
     prob, alias = prob64.astype(np.float32), alias64.astype(np.int32)  # half the cache lines per noise draw
     losses = np.zeros(n_threads)
@@ -167,7 +167,8 @@ def train(w_in, w_out, ids, sentences, keep, cdf, cbow, cbow_mean, window, shrin
                         continue
                     i = kept[j]
                     e[:] = 0.0
-                    v[:] = w_in[i]
+                    for d in range(dim):
+                        v[d] = w_in[i, d]
                     pair_loss, state = train_targets(w_out, v, e, kept[c], prob, alias, negative, alpha, state,
                                                      scored)
                     loss += pair_loss

@@ -72,7 +72,8 @@ def warm_up() -> None:
 def train_chunk(w_in: np.ndarray, w_out: np.ndarray, ids: np.ndarray, sentences: np.ndarray, keep: np.ndarray,
                 noise_cdf: np.ndarray, *, mode: str = "sg", window: int = 5, shrink_windows: bool = True,
                 negative: int = 5, alpha_start: float = 0.025, alpha_end: float | None = None, seed: int = 1,
-                cbow_mean: bool = True, threads: int = 1, loss_every: int = 16) -> tuple[float, int]:
+                cbow_mean: bool = True, threads: int = 1, loss_every: int = 16,
+                dim: int | None = None) -> tuple[float, int]:
     """Train on one chunk of token ids in place; returns ``(summed loss, number of examples)``.
 
     The loss is only reported, never trained on (the update is word2vec's closed form), and its logarithms cost more
@@ -90,6 +91,8 @@ def train_chunk(w_in: np.ndarray, w_out: np.ndarray, ids: np.ndarray, sentences:
         alpha_start, alpha_end: learning rate at the chunk's start and end (linear in between; end defaults to start).
         seed: seed of this chunk's random streams. threads: Hogwild threads (1: deterministic).
         loss_every: measure the loss on one kept centre word in ``loss_every`` (1: on all).
+        dim: the vectors are the first ``dim`` columns of each row (default: all); the rest of a row is padding,
+            never read or written (rows of 128 floats start on their own cache lines).
     """
     if mode not in ("sg", "cbow"):
         raise ValueError(f"mode must be 'sg' or 'cbow', got {mode!r}")
@@ -109,6 +112,9 @@ def train_chunk(w_in: np.ndarray, w_out: np.ndarray, ids: np.ndarray, sentences:
         raise ValueError(f"need window >= 1 and negative >= 0, got {window}, {negative}")
     if loss_every < 1:
         raise ValueError(f"loss_every must be >= 1, got {loss_every}")
+    dim = w_in.shape[1] if dim is None else int(dim)
+    if not 1 <= dim <= w_in.shape[1]:
+        raise ValueError(f"dim must be in [1, {w_in.shape[1]}] (the row width), got {dim}")
     import numba
 
     threads = max(1, min(int(threads), max(len(ids), 1), numba.config.NUMBA_NUM_THREADS))
@@ -117,5 +123,5 @@ def train_chunk(w_in: np.ndarray, w_out: np.ndarray, ids: np.ndarray, sentences:
         w_in, w_out, np.ascontiguousarray(ids, np.int64), np.ascontiguousarray(sentences, np.int64),
         np.ascontiguousarray(keep, np.float64), np.ascontiguousarray(noise_cdf, np.float64), mode == "cbow",
         bool(cbow_mean), int(window), bool(shrink_windows), int(negative), float(alpha_start),
-        float(alpha_start if alpha_end is None else alpha_end), int(seed) & _MASK64, threads, int(loss_every))
+        float(alpha_start if alpha_end is None else alpha_end), int(seed) & _MASK64, threads, int(loss_every), dim)
     return float(loss) * count / max(scored, 1), int(count)
