@@ -68,6 +68,7 @@ def test_recurrent_runs_the_chosen_path(monkeypatch):
 
 
 VARIANTS = [("lstm", {}), ("lstm", {"peepholes": True}), ("lstm", {"layer_norm": True}), ("leaky", {"leak": "learned"}),
+            ("leaky", {}),
             ("jordan", {}), ("jordan", {"output_activation": "identity", "nonlinearity": "relu"}), ("gru", {}),
             ("elman", {"nonlinearity": "sigmoid"})]
 
@@ -95,6 +96,26 @@ def test_every_path_with_a_mask_equals_the_step_loop(name, kwargs):
     for path in paths[1:]:
         for ours, ref in zip(results[path], results["loop"]):
             torch.testing.assert_close(ours, ref, msg=lambda m, p=path: f"{name} {kwargs} path {p}: {m}")
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [("leaky", {}), ("leaky", {"leak": "learned"}), ("jordan", {}),
+                                             ("jordan", {"output_activation": "sigmoid"})])
+def test_hand_written_kernels_without_a_mask_equal_the_step_loop(name, kwargs):
+    """The in-place backward passes of LeakyLoop and JordanLoop, unpadded, give the step loop's values and gradients."""
+    torch.manual_seed(1)
+    cell = rk.create_cell(name, I, H, **kwargs).double()
+    x = torch.randn(T, B, I, dtype=torch.double)
+    start = [torch.randn(B, s, dtype=torch.double) for s in cell.state_size]
+    weights = torch.randn(T, B, cell.output_size, dtype=torch.double)
+    results = {}
+    for path in ("loop", "kernel"):
+        cell.zero_grad()
+        xx, state = x.clone().requires_grad_(), [s.clone().requires_grad_() for s in start]
+        out, final = run_path(path, cell, xx, cell.state_type(*state), None)
+        ((out * weights).sum() + sum(f.square().sum() for f in final)).backward()
+        results[path] = [out, *final, xx.grad, *(s.grad for s in state), *(p.grad for p in cell.parameters())]
+    for ours, ref in zip(results["kernel"], results["loop"]):
+        torch.testing.assert_close(ours, ref)
 
 
 @pytest.mark.parametrize("batch", [1, 3])

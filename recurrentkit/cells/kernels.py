@@ -363,7 +363,7 @@ class LeakyLoop(torch.autograd.Function):
         keep = _float_mask(mask, u)
         h0 = h
         for t in range(u.shape[0]):
-            candidate = torch.tanh(torch.addmm(u[t], h, weight_t), out=candidates[t])
+            candidate = torch.addmm(u[t], h, weight_t, out=candidates[t]).tanh_()  # no temporary per step
             if keep is None:
                 h = torch.lerp(candidate, h, retention, out=outputs[t])
             else:
@@ -374,35 +374,39 @@ class LeakyLoop(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_outputs: Tensor, grad_h: Tensor):
         h0, weight_hh, retention, outputs, candidates, keep = ctx.saved_tensors
-        derivative = (1 - candidates.square()).mul_(1 - retention)  # d h_t / d pre_t
+        derivative = candidates.square().neg_().add_(1).mul_(1 - retention)  # d h_t / d pre_t
         if keep is not None:
             derivative.mul_(keep)
         grad_pre = torch.empty_like(candidates)
         need_retention = ctx.needs_input_grad[3]
         grad_hs = torch.empty_like(candidates) if need_retention else None
-        dh = grad_h
+        dh = grad_h.clone()  # updated in place below: no temporaries per step
         for t in range(candidates.shape[0] - 1, -1, -1):
-            dh = dh + grad_outputs[t]
+            dh.add_(grad_outputs[t])
             if need_retention:
                 grad_hs[t] = dh
             torch.mul(dh, derivative[t], out=grad_pre[t])
-            through = dh * retention if keep is None else dh * torch.lerp(torch.ones_like(retention), retention,
-                                                                          keep[t])
-            dh = torch.addmm(through, grad_pre[t], weight_hh)
-        previous = torch.cat([h0.unsqueeze(0), outputs[:-1]])
-        grad_weight = torch.mm(grad_pre.flatten(0, 1).t(), previous.flatten(0, 1)) if ctx.needs_input_grad[2] else None
+            dh.mul_(retention if keep is None else torch.lerp(torch.ones_like(retention), retention, keep[t]))
+            dh.addmm_(grad_pre[t], weight_hh)
+        grad_weight = None
+        if ctx.needs_input_grad[2]:  # sum_t dpre_tᵀ h_{t-1}: h_0 apart, so the outputs need no shifted copy
+            grad_weight = torch.mm(grad_pre[0].t(), h0)
+            if len(outputs) > 1:
+                grad_weight.addmm_(grad_pre[1:].flatten(0, 1).t(), outputs[:-1].flatten(0, 1))
         grad_retention = None
         if need_retention:
             grad_hs = grad_hs if keep is None else grad_hs * keep
-            grad_retention = (grad_hs * (previous - candidates)).sum((0, 1))
+            grad_retention = (grad_hs[0] * (h0 - candidates[0])).sum(0)
+            if len(outputs) > 1:
+                grad_retention = grad_retention + (grad_hs[1:] * (outputs[:-1] - candidates[1:])).sum((0, 1))
             grad_retention = grad_retention.sum_to_size(retention.shape)
         return grad_pre, dh, grad_weight, grad_retention, None
 
 
 # derivative of each activation written in terms of its output a = f(z)
 _DERIVATIVES = {
-    "tanh": lambda a: 1 - a.square(),
-    "sigmoid": lambda a: a * (1 - a),
+    "tanh": lambda a: a.square().neg_().add_(1),
+    "sigmoid": lambda a: (1 - a).mul_(a),
     "relu": lambda a: (a > 0).to(a.dtype),
     "identity": None,
 }
@@ -430,7 +434,7 @@ class JordanLoop(torch.autograd.Function):
         keep = _float_mask(mask, u)
         y0 = y
         for t in range(steps):
-            h = act_fn(torch.addmm(u[t], y, weight_hh_t), out=hidden[t])
+            h = act_fn(torch.addmm(u[t], y, weight_hh_t, out=hidden[t]), out=hidden[t])  # in place: no temporary
             y_new = torch.addmm(bias_ho, h, weight_ho_t, out=activated[t])
             if out_fn is not None:
                 y_new = out_fn(y_new, out=activated[t])
@@ -445,19 +449,23 @@ class JordanLoop(torch.autograd.Function):
         act_d, out_d = _DERIVATIVES[ctx.act](hidden), _DERIVATIVES[ctx.out]
         out_d = out_d(activated) if out_d is not None else None
         grad_z2, grad_z1 = torch.empty_like(outputs), torch.empty_like(hidden)
-        dy = grad_y
+        dy = grad_y.clone()  # one buffer, updated in place: no temporaries per step
         for t in range(hidden.shape[0] - 1, -1, -1):
-            dy = dy + grad_outputs[t]
+            dy.add_(grad_outputs[t])
             if keep is not None:
-                dy_kept, dy = dy * (1 - keep[t]), dy * keep[t]
+                dy_kept = dy * (1 - keep[t])
+                dy.mul_(keep[t])
             dz2 = torch.mul(dy, out_d[t], out=grad_z2[t]) if out_d is not None else grad_z2[t].copy_(dy)
-            dz1 = torch.mul(torch.mm(dz2, weight_ho), act_d[t], out=grad_z1[t])
-            dy = torch.mm(dz1, weight_hh)
+            dz1 = torch.mm(dz2, weight_ho, out=grad_z1[t]).mul_(act_d[t])
+            torch.mm(dz1, weight_hh, out=dy)
             if keep is not None:
-                dy = dy + dy_kept
-        previous = torch.cat([y0.unsqueeze(0), outputs[:-1]])
-        flat_z1, flat_z2 = grad_z1.flatten(0, 1), grad_z2.flatten(0, 1)
-        grad_hh = torch.mm(flat_z1.t(), previous.flatten(0, 1)) if ctx.needs_input_grad[2] else None
+                dy.add_(dy_kept)
+        flat_z2 = grad_z2.flatten(0, 1)
+        grad_hh = None
+        if ctx.needs_input_grad[2]:  # sum_t dz1_tᵀ y_{t-1}: y_0 apart, so the outputs need no shifted copy
+            grad_hh = torch.mm(grad_z1[0].t(), y0)
+            if len(outputs) > 1:
+                grad_hh.addmm_(grad_z1[1:].flatten(0, 1).t(), outputs[:-1].flatten(0, 1))
         grad_ho = torch.mm(flat_z2.t(), hidden.flatten(0, 1)) if ctx.needs_input_grad[3] else None
         grad_bias = flat_z2.sum(0) if ctx.needs_input_grad[4] else None
         return grad_z1, dy, grad_hh, grad_ho, grad_bias, None, None, None

@@ -77,8 +77,8 @@ class LeakyCell(RecurrentCell):
         return torch.sigmoid(self.alpha_logit) if self.leak == "learned" else self.alpha
 
     def project_input(self, x: Tensor) -> Tensor:
-        u = F.linear(x, self.weight_ih, self.bias_ih)
-        return u if self.bias_hh is None else u + self.bias_hh
+        bias = None if self.bias_ih is None else self.bias_ih + self.bias_hh  # one bias in the matmul: no extra pass
+        return F.linear(x, self.weight_ih, bias)
 
     def recurrent_weight(self) -> Tensor:
         return self.weight_hh
