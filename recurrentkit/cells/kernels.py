@@ -186,8 +186,9 @@ def hoisted_loop(cell: RecurrentCell, u: Tensor, state: State, mask: Tensor | No
 class HoistedLoop(torch.autograd.Function):
     """The time loop of a cell with a :meth:`~RecurrentCell.recurrent_weight`, with a hand-scheduled backward.
 
-    Forward runs the steps without building a graph and keeps each step's inputs. Backward walks time in reverse,
-    re-running only the cheap pointwise part of each step under autograd, and collects ``dL/d(state[0] @ W.T)`` of
+    Forward runs the recurrent matmuls without a graph and records only each step's pointwise graph (on detached
+    leaves). Backward walks time in reverse, calling autograd on one step's pointwise graph at a time (nothing is
+    recomputed), and collects ``dL/d(state[0] @ W.T)`` of
     every step so that ``dL/dW`` is a single ``[G, T*B] x [T*B, S]`` matmul at the end. With a ``mask`` padded rows
     keep their state (their outputs are zeroed by the caller).
     """
@@ -195,51 +196,43 @@ class HoistedLoop(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cell: RecurrentCell, meta: tuple[int, tuple[str, ...]], mask: Tensor | None, u: Tensor,
                 weight: Tensor, *rest: Tensor):
-        num_fields, ctx.names = meta
+        num_fields = meta[0]  # meta[1]: the parameter names (the step graphs hold the parameters themselves)
         state = cell.state_type(*rest[:num_fields])
         weight_t = weight.t()
-        states, recurrent, outputs = [], [], []
+        states, recurrent, outputs, graphs = [], [], [], []
         for t, u_t in enumerate(u.unbind(0)):
             r_t = torch.mm(state[0], weight_t)
             states.append(state)
             recurrent.append(r_t)
-            y_t, new = cell.pointwise(u_t, r_t, state)
-            state = _keep(new, state, None if mask is None else mask[t].unsqueeze(-1))
-            outputs.append(y_t)
-        ctx.cell, ctx.num_fields, ctx.mask = cell, num_fields, mask
-        ctx.states, ctx.recurrent = states, recurrent
+            with torch.enable_grad():  # the pointwise graph of each step, kept for backward (no recomputation)
+                u_leaf, r_leaf = u_t.detach().requires_grad_(), r_t.detach().requires_grad_()
+                prev = cell.state_type(*(s.detach().requires_grad_() for s in state))
+                y_t, new = cell.pointwise(u_leaf, r_leaf, prev)
+                new = _keep(new, prev, None if mask is None else mask[t].unsqueeze(-1))
+            graphs.append((u_leaf, r_leaf, prev, y_t, new))
+            state = cell.state_type(*(n.detach() for n in new))
+            outputs.append(y_t.detach())
+        ctx.num_fields = num_fields
+        ctx.states, ctx.recurrent, ctx.graphs = states, recurrent, graphs
         ctx.save_for_backward(u, weight, *rest[num_fields:])
         return (torch.stack(outputs), *state)
 
     @staticmethod
     def backward(ctx, grad_outputs: Tensor, *grad_state: Tensor):
-        cell, num_fields = ctx.cell, ctx.num_fields
+        # the step graphs hold the parameters forward saw (under torch.func.functional_call too): nothing re-runs
+        num_fields = ctx.num_fields
         u, weight, *params = ctx.saved_tensors
         trainable = [p for p, need in zip(params, ctx.needs_input_grad[5 + num_fields:]) if need]
-        current = dict(cell.named_parameters())
-        names = ctx.names
-        if any(current.get(n) is not p for n, p in zip(names, params)):  # e.g. under torch.func.functional_call
-            with torch.nn.utils.stateless._reparametrize_module(cell, dict(zip(names, params))):
-                return HoistedLoop._backward(ctx, cell, u, weight, trainable, grad_outputs, grad_state)
-        return HoistedLoop._backward(ctx, cell, u, weight, trainable, grad_outputs, grad_state)
-
-    @staticmethod
-    def _backward(ctx, cell, u, weight, trainable, grad_outputs, grad_state):
-        num_fields, mask = ctx.num_fields, ctx.mask
         grad_state = [torch.zeros_like(s) if g is None else g for g, s in zip(grad_state, ctx.states[-1])]
         steps = u.shape[0]
         grad_u = torch.empty_like(u) if ctx.needs_input_grad[3] else None
         grad_r = torch.empty(steps, *ctx.recurrent[0].shape, dtype=u.dtype, device=u.device)
         grad_params: list[Tensor | None] = [None] * len(trainable)  # None: not used by pointwise (e.g. weight_ih)
         for t in range(steps - 1, -1, -1):
+            u_t, r_t, prev, y_t, new = ctx.graphs[t]
             with torch.enable_grad():
-                u_t = u[t].detach().requires_grad_()
-                r_t = ctx.recurrent[t].detach().requires_grad_()
-                prev = cell.state_type(*(s.detach().requires_grad_() for s in ctx.states[t]))
-                y_t, new = cell.pointwise(u_t, r_t, prev)
-                new = _keep(new, prev, None if mask is None else mask[t].unsqueeze(-1))
                 grads = torch.autograd.grad([y_t, *new], [u_t, r_t, *prev, *trainable],
-                                            [grad_outputs[t], *grad_state], allow_unused=True)
+                                            [grad_outputs[t], *grad_state], allow_unused=True, retain_graph=True)
             if grad_u is not None:
                 grad_u[t] = grads[0] if grads[0] is not None else 0.0
             grad_r[t] = grads[1]
