@@ -412,3 +412,14 @@ def test_recipe_instantiates_and_runs(shared_data, tmp_path):
     wv = load_word2vec_format(out)
     assert wv.vector_size == 100 and len(wv) > 100 and wv.words[0] == "the"
     assert (tmp_path / "config.yaml").is_file()
+
+
+def test_input_vectors_start_in_gensims_range_unless_told():
+    dim = 50
+    default = Word2VecTask(2000, vector_size=dim).input_embeddings.weight
+    assert default.abs().max() <= 1.0 / dim and default.abs().max() > 0.95 / dim  # U(-1/d, 1/d), gensim 4
+    assert Word2VecTask(2000, vector_size=dim).output_embeddings.weight.abs().max() == 0
+    narrow = Word2VecTask(2000, vector_size=dim, init_range=0.5 / dim).input_embeddings.weight  # word2vec.c's
+    assert narrow.abs().max() <= 0.5 / dim and narrow.abs().max() > 0.45 / dim
+    with pytest.raises(ValueError, match="init_range"):
+        Word2VecTask(10, init_range=0.0)
