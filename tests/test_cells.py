@@ -11,6 +11,7 @@ from torch import nn
 import recurrentkit as rk
 from recurrentkit.cells import ESNCell, JordanCell, LeakyCell, LSTMCell, SimplifiedGRUCell
 from recurrentkit.cells.init import spectral_radius
+from recurrentkit.cells.kernels import run_path
 from recurrentkit.testing import check_cell
 
 I, H, B, T = 3, 4, 2, 5  # noqa: E741
@@ -100,6 +101,41 @@ def test_golden_simplified_gru_gate_order():
         expected.append(c)
     out, final = cell.forward_sequence(_constant_input(2), cell.initial_state(2))
     torch.testing.assert_close(out, torch.tensor(expected).view(-1, 1, 1).expand(3, 2, 3))
+
+
+@pytest.mark.parametrize("peepholes", [False, True])
+def test_layer_norm_lstm_follows_its_equations(peepholes):
+    """Ba et al. (2016): gates = LN(W x) γ_ih + β_ih + LN(U h) γ_hh + β_hh + b, c' = σ(f) c + σ(i) tanh(g),
+    h' = σ(o) tanh(LN(c') γ_c + β_c), written out per gate with random γ, β; every path of the layer agrees."""
+    torch.manual_seed(3)
+    cell = LSTMCell(I, H, layer_norm=True, peepholes=peepholes).double()
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.normal_()
+
+    def norm(z):
+        return (z - z.mean(-1, keepdim=True)) / torch.sqrt(z.var(-1, unbiased=False, keepdim=True) + 1e-5)
+
+    x = torch.randn(T, B, I, dtype=torch.double)
+    h, c = torch.zeros(B, H, dtype=torch.double), torch.zeros(B, H, dtype=torch.double)
+    expected = []
+    for x_t in x:
+        wx, uh = (x_t @ cell.weight_ih.t()).view(B, 4, H), (h @ cell.weight_hh.t()).view(B, 4, H)
+        z = (norm(wx) * cell.ln_ih_weight + cell.ln_ih_bias + norm(uh) * cell.ln_hh_weight + cell.ln_hh_bias
+             + (cell.bias_ih + cell.bias_hh).view(4, H))
+        i, f, g, o = z.unbind(1)
+        if peepholes:
+            i, f = i + cell.peephole_i * c, f + cell.peephole_f * c
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        if peepholes:
+            o = o + cell.peephole_o * c
+        h = torch.sigmoid(o) * torch.tanh(norm(c) * cell.ln_c.weight + cell.ln_c.bias)
+        expected.append(h)
+    out, final = cell.forward_sequence(x, cell.initial_state(B, dtype=torch.double))
+    torch.testing.assert_close(out, torch.stack(expected))
+    torch.testing.assert_close(final.c, c)
+    hoisted, _ = run_path("hoisted", cell, x.requires_grad_(), cell.initial_state(B, dtype=torch.double))
+    torch.testing.assert_close(hoisted, torch.stack(expected))  # the training path (HoistedLoop)
 
 
 @pytest.mark.parametrize("with_grad", [False, True])

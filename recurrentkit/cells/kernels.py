@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from .openblas import blas_threads
+from .packed import StepProduct
 
 if TYPE_CHECKING:
     from .base import RecurrentCell, State
@@ -198,10 +199,10 @@ class HoistedLoop(torch.autograd.Function):
                 weight: Tensor, *rest: Tensor):
         num_fields = meta[0]  # meta[1]: the parameter names (the step graphs hold the parameters themselves)
         state = cell.state_type(*rest[:num_fields])
-        weight_t = weight.t()
+        product = StepProduct(weight, u.shape[1], u.shape[0], u.dtype)
         states, recurrent, outputs, graphs = [], [], [], []
         for t, u_t in enumerate(u.unbind(0)):
-            r_t = torch.mm(state[0], weight_t)
+            r_t = product.mm(state[0])
             states.append(state)
             recurrent.append(r_t)
             with torch.enable_grad():  # the pointwise graph of each step, kept for backward (no recomputation)
@@ -273,12 +274,12 @@ class LSTMLoop(torch.autograd.Function):
         tanh_cells = u.new_empty(steps, *c.shape)
         outputs = u.new_empty(steps, *h.shape)
         cells[0] = c
-        weight_t = weight_hh.t()
+        product = StepProduct(weight_hh, u.shape[1], steps, u.dtype)
         peep = p_i is not None
         keep = _float_mask(mask, u)
         h0 = h
         for t in range(steps):
-            z = torch.addmm(u[t], h, weight_t)
+            z = product.addmm(u[t], h)
             if peep:
                 z[:, :hidden].addcmul_(p_i, c)
                 z[:, hidden:2 * hidden].addcmul_(p_f, c)
@@ -352,11 +353,11 @@ class LeakyLoop(torch.autograd.Function):
     def forward(ctx, u: Tensor, h: Tensor, weight_hh: Tensor, retention: Tensor, mask: Tensor | None
                 ) -> tuple[Tensor, Tensor]:
         outputs, candidates = torch.empty_like(u), torch.empty_like(u)
-        weight_t = weight_hh.t()
+        product = StepProduct(weight_hh, u.shape[1], u.shape[0], u.dtype)
         keep = _float_mask(mask, u)
         h0 = h
         for t in range(u.shape[0]):
-            candidate = torch.addmm(u[t], h, weight_t, out=candidates[t]).tanh_()  # no temporary per step
+            candidate = product.addmm(u[t], h, out=candidates[t]).tanh_()  # no temporary per step
             if keep is None:
                 h = torch.lerp(candidate, h, retention, out=outputs[t])
             else:
@@ -398,8 +399,8 @@ class LeakyLoop(torch.autograd.Function):
 
 # derivative of each activation written in terms of its output a = f(z)
 _DERIVATIVES = {
-    "tanh": lambda a: a.square().neg_().add_(1),
-    "sigmoid": lambda a: (1 - a).mul_(a),
+    "tanh": lambda a: torch.addcmul(a.new_ones(()), a, a, value=-1),  # 1 - a², one pass
+    "sigmoid": lambda a: torch.addcmul(a, a, a, value=-1),  # a - a²
     "relu": lambda a: (a > 0).to(a.dtype),
     "identity": None,
 }
@@ -422,15 +423,15 @@ class JordanLoop(torch.autograd.Function):
         outputs = u.new_empty(steps, *y.shape)
         # with a mask, ``outputs`` holds the kept state and ``activated`` the cell's own g(z) for the derivative
         activated = outputs if mask is None else u.new_empty(steps, *y.shape)
-        weight_hh_t, weight_ho_t = weight_hh.t(), weight_ho.t()
+        recurrent = StepProduct(weight_hh, u.shape[1], steps, u.dtype)
+        output_layer = StepProduct(weight_ho, u.shape[1], steps, u.dtype)
         act_fn, out_fn = _FUNCTIONS[act], _FUNCTIONS[out]
         keep = _float_mask(mask, u)
         y0 = y
         for t in range(steps):
-            h = act_fn(torch.addmm(u[t], y, weight_hh_t, out=hidden[t]), out=hidden[t])  # in place: no temporary
-            y_new = torch.addmm(bias_ho, h, weight_ho_t, out=activated[t])
-            if out_fn is not None:
-                y_new = out_fn(y_new, out=activated[t])
+            h = act_fn(recurrent.addmm(u[t], y, out=hidden[t]), out=hidden[t])  # in place: no temporary
+            z2 = output_layer.linear(h, bias_ho)
+            y_new = out_fn(z2, out=activated[t]) if out_fn is not None else activated[t].copy_(z2)
             y = y_new if keep is None else torch.lerp(y, y_new, keep[t], out=outputs[t])
         ctx.act, ctx.out = act, out
         ctx.save_for_backward(y0, weight_hh, weight_ho, hidden, outputs, activated, keep)
@@ -444,11 +445,14 @@ class JordanLoop(torch.autograd.Function):
         grad_z2, grad_z1 = torch.empty_like(outputs), torch.empty_like(hidden)
         dy = grad_y.clone()  # one buffer, updated in place: no temporaries per step
         for t in range(hidden.shape[0] - 1, -1, -1):
-            dy.add_(grad_outputs[t])
-            if keep is not None:
+            if keep is None:  # dz2 = (dy + g_t) ⊙ g', written straight into its buffer
+                dz2 = torch.add(dy, grad_outputs[t], out=grad_z2[t])
+            else:
+                dy.add_(grad_outputs[t])
                 dy_kept = dy * (1 - keep[t])
-                dy.mul_(keep[t])
-            dz2 = torch.mul(dy, out_d[t], out=grad_z2[t]) if out_d is not None else grad_z2[t].copy_(dy)
+                dz2 = torch.mul(dy, keep[t], out=grad_z2[t])
+            if out_d is not None:
+                dz2.mul_(out_d[t])
             dz1 = torch.mm(dz2, weight_ho, out=grad_z1[t]).mul_(act_d[t])
             torch.mm(dz1, weight_hh, out=dy)
             if keep is not None:

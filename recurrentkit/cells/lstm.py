@@ -88,32 +88,39 @@ class LSTMCell(RecurrentCell):
                 self.bias_ih[self.hidden_size:2 * self.hidden_size].fill_(self.forget_bias)
                 self.bias_hh[self.hidden_size:2 * self.hidden_size].zero_()
 
-    def _gate_norm(self, z: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        shape = z.shape
-        z = F.layer_norm(z.view(*shape[:-1], 4, self.hidden_size), (self.hidden_size,))
-        return (z * weight + bias).view(shape)
+    def _gate_norm(self, z: Tensor) -> Tensor:
+        """Layer norm of each gate's block of ``z`` ``[..., 4H]``, without the affine part (viewed ``[..., 4, H]``)."""
+        return F.layer_norm(z.view(*z.shape[:-1], 4, self.hidden_size), (self.hidden_size,))
 
     def project_input(self, x: Tensor) -> Tensor:
-        """``W x + b_ih + b_hh`` (layer-normalised ``W x`` with ``layer_norm``): both biases are hoisted."""
-        if self.layer_norm:
-            z = self._gate_norm(F.linear(x, self.weight_ih), self.ln_ih_weight, self.ln_ih_bias)
-            z = z if self.bias_ih is None else z + self.bias_ih
-        else:
+        """``W x + b_ih + b_hh``; with ``layer_norm`` ``LN(W x) ⊙ γ_ih + β_ih + β_hh + b_ih + b_hh``: every term of
+        the gate pre-activation that does not depend on ``h`` is hoisted here, so a step adds ``LN(U h) ⊙ γ_hh``."""
+        if not self.layer_norm:
             z = F.linear(x, self.weight_ih, self.bias_ih)
-        return z if self.bias_hh is None else z + self.bias_hh
+            return z if self.bias_hh is None else z + self.bias_hh
+        shift = self.ln_ih_bias + self.ln_hh_bias
+        if self.bias_ih is not None:
+            shift = shift + (self.bias_ih + self.bias_hh).view(4, self.hidden_size)
+        z = torch.addcmul(shift, self._gate_norm(F.linear(x, self.weight_ih)), self.ln_ih_weight)
+        return z.view(*x.shape[:-1], 4 * self.hidden_size)
 
     def recurrent_weight(self) -> Tensor:
         return self.weight_hh
 
     def pointwise(self, u_t: Tensor, r_t: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
-        c = state.c
-        if self.layer_norm:
-            r_t = self._gate_norm(r_t, self.ln_hh_weight, self.ln_hh_bias)
-        i, f, g, o = (u_t + r_t).chunk(4, dim=-1)
+        c, hidden = state.c, self.hidden_size
+        if self.layer_norm:  # u_t holds the β's (project_input)
+            z = torch.addcmul(u_t.view(*u_t.shape[:-1], 4, hidden), self._gate_norm(r_t), self.ln_hh_weight)
+            z = z.view(u_t.shape)
+        else:
+            z = u_t + r_t
+        i, f, g, o = z.chunk(4, dim=-1)
         if self.peepholes:
-            i = torch.addcmul(i, self.peephole_i, c)
-            f = torch.addcmul(f, self.peephole_f, c)
-        c = torch.addcmul(torch.sigmoid(f) * c, torch.sigmoid(i), torch.tanh(g))
+            gate_i = torch.sigmoid(torch.addcmul(i, self.peephole_i, c))
+            gate_f = torch.sigmoid(torch.addcmul(f, self.peephole_f, c))
+        else:  # i and f are adjacent: one sigmoid for both
+            gate_i, gate_f = torch.sigmoid(z[..., :2 * hidden]).chunk(2, dim=-1)
+        c = torch.addcmul(gate_f * c, gate_i, torch.tanh(g))
         if self.peepholes:
             o = torch.addcmul(o, self.peephole_o, c)
         h = torch.sigmoid(o) * torch.tanh(self.ln_c(c) if self.layer_norm else c)
