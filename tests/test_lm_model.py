@@ -87,7 +87,8 @@ def test_dropouts_only_in_training():
     assert not torch.equal(model(x)[0], model(x)[0])
 
 
-@pytest.mark.parametrize("output,kwargs", [("adaptive", {"cutoffs": [10, 20]}), ("sampled", {"num_samples": 5})])
+@pytest.mark.parametrize("output,kwargs", [("adaptive", {"cutoffs": [10, 20]}), ("sampled", {"num_samples": 5}),
+                                           ("blackout", {"num_samples": 5})])
 def test_output_layers_plug_in(output, kwargs):
     torch.manual_seed(0)
     model = RNNLanguageModel(V, 8, 16, output=output, **kwargs).eval()

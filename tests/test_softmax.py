@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from recurrentkit.nn.softmax import (
     AdaptiveSoftmax,
+    BlackOut,
     FullSoftmax,
     LogUniformSampler,
     SampledSoftmax,
@@ -78,6 +79,43 @@ def test_sampled_loss_formula_and_accidental_hits():
     assert torch.allclose(loss, expected / N, atol=1e-5)
 
 
+def test_blackout_loss_formula_and_accidental_hits():
+    """Ji et al.'s objective written out per row: -log p~(target) - sum over the other samples of log(1 - p~(s))."""
+    torch.manual_seed(0)
+    layer = BlackOut(H, V, num_samples=4)
+    hidden, targets = _data()
+    samples = torch.tensor([targets[0].item(), 1, 2, 3])  # sample 0 hits row 0's target
+    loss = layer.sampled_loss(hidden, targets, samples)
+    w, b = layer.decoder.weight, layer.decoder.bias
+    q = LogUniformSampler(V).probability
+    expected = 0.0
+    for i in range(N):
+        kept = [s for s in samples.tolist() if s != targets[i].item()]
+        ids = [targets[i].item(), *kept]
+        weighted = torch.stack([torch.exp(hidden[i] @ w[j] + b[j]) / q(torch.tensor([j]))[0] for j in ids])
+        p = weighted / weighted.sum()
+        expected = expected - torch.log(p[0]) - torch.log1p(-p[1:]).sum()
+    torch.testing.assert_close(loss, expected / N, rtol=1e-5, atol=1e-6)
+    sampled = SampledSoftmax(H, V, num_samples=4)
+    sampled.load_state_dict(layer.state_dict())
+    assert loss > sampled.sampled_loss(hidden, targets, samples)  # the extra terms are positive
+
+
+def test_blackout_trains_and_evaluates_as_full_softmax():
+    torch.manual_seed(1)
+    layer = BlackOut(H, V, num_samples=6)
+    hidden, targets = _data()
+    full = F.cross_entropy(layer.decoder(hidden), targets)
+    assert torch.equal(layer.eval()(hidden, targets), full)
+    layer.train()
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.5)
+    for _ in range(200):
+        optimizer.zero_grad()
+        layer(hidden, targets).backward()
+        optimizer.step()
+    assert F.cross_entropy(layer.decoder(hidden), targets) < 0.5 * full  # fits the batch under the exact softmax
+
+
 def test_sampled_softmax_with_all_samples_is_full():
     layer = SampledSoftmax(H, V, num_samples=V).train()
     hidden, targets = _data()
@@ -108,6 +146,7 @@ def test_factory_and_tying():
     assert isinstance(build_output_layer("softmax", H, V), FullSoftmax)
     assert isinstance(build_output_layer("adaptive", H, V, cutoffs=[10]), AdaptiveSoftmax)
     assert isinstance(build_output_layer("sampled", H, V, num_samples=3), SampledSoftmax)
+    assert isinstance(build_output_layer("blackout", H, V, num_samples=3), BlackOut)
     with pytest.raises(ValueError, match="cutoffs"):
         build_output_layer("adaptive", H, V)
     with pytest.raises(ValueError, match="unknown output layer"):

@@ -37,7 +37,7 @@ class RNNLanguageModel(nn.Module):
     """Word- or character-level recurrent language model.
 
     Args:
-        vocab_size: number of token ids (ids sorted by frequency for ``output="adaptive"|"sampled"``).
+        vocab_size: number of token ids (ids sorted by frequency for ``output="adaptive"|"sampled"|"blackout"``).
         embedding_size: size of the input embedding.
         hidden_size: hidden units of each recurrent layer (see ``layer_sizes``).
         num_layers: stacked recurrent layers.
@@ -53,7 +53,7 @@ class RNNLanguageModel(nn.Module):
         locked_dropout: use one dropout mask per sequence over all time steps (variational, Gal & Ghahramani
             2016); ``False`` samples a new mask per step (Zaremba et al. 2014).
         tie_weights: share the embedding matrix with the output layer (Press & Wolf 2017, Inan et al. 2017).
-        output: ``"softmax"``, ``"adaptive"`` (needs ``cutoffs``) or ``"sampled"`` (``num_samples``).
+        output: ``"softmax"``, ``"adaptive"`` (needs ``cutoffs``), ``"sampled"`` or ``"blackout"`` (``num_samples``).
         init_range: if set, initialise every parameter uniformly in ``[-init_range, init_range]`` (Zaremba: 0.1,
             0.05, 0.04); otherwise the embedding is ``U(-0.1, 0.1)`` and the cells keep their own init.
         maxent_order: if >= 2, add hashed n-gram direct connections of that order to the output logits (RNNME,
@@ -121,7 +121,8 @@ class RNNLanguageModel(nn.Module):
         self.reset_parameters(init_range)
         if tie_weights:
             if not self.decoder.supports_tying:
-                raise ValueError(f"tie_weights is not supported with output={output!r}; use 'softmax' or 'sampled'")
+                raise ValueError(f"tie_weights is not supported with output={output!r}; "
+                                 "use 'softmax', 'sampled' or 'blackout'")
             if self.output_size != embedding_size:
                 raise ValueError(f"tie_weights needs the last layer's output size ({self.output_size}) to equal "
                                  f"embedding_size ({embedding_size}); set layer_sizes=[..., {embedding_size}]")

@@ -158,6 +158,11 @@ class SampledSoftmax(OutputLayer):
 
     def sampled_loss(self, hidden: Tensor, targets: Tensor, samples: Tensor) -> Tensor:
         """The sampled-softmax loss for given ``samples`` [S] (exposed for testing)."""
+        logits = self.corrected_logits(hidden, targets, samples)
+        return F.cross_entropy(logits, torch.zeros_like(targets))
+
+    def corrected_logits(self, hidden: Tensor, targets: Tensor, samples: Tensor) -> Tensor:
+        """``[N, 1 + S]``: each row's target logit, then the samples', all minus ``log(S Q)``; hits set to -inf."""
         weight, bias = self.decoder.weight, self.decoder.bias
         log_expected_count = torch.log(self.num_samples * self.sampler.probability(torch.cat([targets, samples])))
         log_q_true, log_q_sampled = log_expected_count.to(hidden.dtype).split([targets.shape[0], samples.shape[0]])
@@ -170,31 +175,53 @@ class SampledSoftmax(OutputLayer):
         sampled_logits = sampled_logits - log_q_sampled
         hits = targets.unsqueeze(1) == samples.unsqueeze(0)
         sampled_logits = sampled_logits.masked_fill(hits, torch.finfo(sampled_logits.dtype).min)
-        logits = torch.cat([true_logits.unsqueeze(1), sampled_logits], dim=1)
-        return F.cross_entropy(logits, torch.zeros_like(targets))
+        return torch.cat([true_logits.unsqueeze(1), sampled_logits], dim=1)
 
     def log_prob(self, hidden: Tensor) -> Tensor:
         _check_inputs(hidden, None, self.in_features)
         return F.log_softmax(self.decoder(hidden), dim=-1)
 
 
-OUTPUT_KINDS = ("softmax", "adaptive", "sampled")
+class BlackOut(SampledSoftmax):
+    """BlackOut (Ji et al. 2016, "BlackOut: Speeding up recurrent neural network language models with very large
+    vocabularies"): the sampled softmax's weighted distribution over the target and the samples, trained with a
+    discriminative loss that also pushes every sample's probability down::
+
+        p~_j = exp(s_j) / sum_{k in {y} + S} exp(s_k),   s_j = w_j·h + b_j - log Q(j)   (weights 1 / Q(j))
+        loss = -log p~_y - sum_{s in S, s != y} log(1 - p~_s)
+
+    The samples ``S`` (shared by the batch, drawn with replacement) come from the log-uniform proposal of
+    :class:`SampledSoftmax` (Zipf's law over frequency-sorted ids, close to the unigram distribution; the paper draws
+    from the unigram distribution raised to a tuned power). Accidental hits are masked out. In eval mode the loss is
+    the exact full-softmax loss.
+    """
+
+    def sampled_loss(self, hidden: Tensor, targets: Tensor, samples: Tensor) -> Tensor:
+        """The BlackOut loss for given ``samples`` [S] (exposed for testing)."""
+        log_p = F.log_softmax(self.corrected_logits(hidden, targets, samples).float(), dim=1)
+        # log(1 - p) of the samples: a masked accidental hit has p = 0 and adds log 1 = 0
+        log_not = torch.log((-torch.expm1(log_p[:, 1:])).clamp_min(torch.finfo(log_p.dtype).tiny))
+        return -(log_p[:, 0] + log_not.sum(1)).mean()
+
+
+OUTPUT_KINDS = ("softmax", "adaptive", "sampled", "blackout")
 
 
 def build_output_layer(kind: str, in_features: int, vocab_size: int, *, cutoffs: Sequence[int] | None = None,
                        num_samples: int = 8192, div_value: float = 4.0, bias: bool = True) -> OutputLayer:
     """``"softmax"`` -> :class:`FullSoftmax`, ``"adaptive"`` -> :class:`AdaptiveSoftmax` (needs ``cutoffs``),
-    ``"sampled"`` -> :class:`SampledSoftmax`."""
+    ``"sampled"`` -> :class:`SampledSoftmax`, ``"blackout"`` -> :class:`BlackOut`."""
     if kind == "softmax":
         return FullSoftmax(in_features, vocab_size, bias=bias)
     if kind == "adaptive":
         if not cutoffs:
             raise ValueError("output='adaptive' needs cutoffs, e.g. [2000, 10000] for a 33k vocabulary")
         return AdaptiveSoftmax(in_features, vocab_size, cutoffs, div_value=div_value)
-    if kind == "sampled":
-        return SampledSoftmax(in_features, vocab_size, num_samples=num_samples, bias=bias)
+    if kind in ("sampled", "blackout"):
+        layer = SampledSoftmax if kind == "sampled" else BlackOut
+        return layer(in_features, vocab_size, num_samples=num_samples, bias=bias)
     raise ValueError(f"unknown output layer {kind!r}; choose one of {OUTPUT_KINDS}")
 
 
-__all__ = ["OUTPUT_KINDS", "AdaptiveSoftmax", "FullSoftmax", "LogUniformSampler", "OutputLayer", "SampledSoftmax",
-           "build_output_layer"]
+__all__ = ["OUTPUT_KINDS", "AdaptiveSoftmax", "BlackOut", "FullSoftmax", "LogUniformSampler", "OutputLayer",
+           "SampledSoftmax", "build_output_layer"]
