@@ -135,7 +135,7 @@ def test_state_dict_roundtrip_and_mismatch(tmp_path):
 def _shrink(config: dict) -> list[str]:
     init = config["model"]["init_args"]
     args = ["--model.init_args.embedding_size=16", "--model.init_args.hidden_size=16"]
-    if init.get("output") == "sampled":
+    if init.get("output") in ("sampled", "blackout"):
         args.append("--model.init_args.num_samples=8")  # fewer than the fake vocab, so sampling really happens
     if init.get("output") == "adaptive":
         args.append("--model.init_args.cutoffs=[10, 20, 40]")
