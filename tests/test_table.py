@@ -197,6 +197,9 @@ def test_measure_row_rate_times_steps_and_estimates_the_cap(monkeypatch, zipf_pt
     assert m["cap_min"] > cap * m["epoch_min"] > 0
 
 
+LONGER_CAPS = {"lstm-proj": 40, "2x-lstm-adaptive": 40}
+
+
 def test_every_neural_row_has_a_converged_recipe_with_stopping_rules():
     import yaml
 
@@ -210,8 +213,9 @@ def test_every_neural_row_has_a_converged_recipe_with_stopping_rules():
             assert checkpoints[1]["filename"] == "last", row.key
             assert config["model"]["init_args"]["lr_scheduler"]["init_args"]["monitor"] == "val/ppl", row.key
             assert config["model"]["init_args"]["dropout"] > 0, row.key
-            # the caps the 4-hour budget allows: 30 epochs; 40 for the cheapest LSTM row (~0.8 min per epoch)
-            assert config["trainer"]["max_epochs"] <= (40 if row.key == "lstm-proj" else 30), row.key
+            # caps of 30 epochs; 40 for the two rows whose run the cap of 30 ended before early stopping did
+            # (docs/perplexity_table.md: the whole table at 3.6-3.9 hours with the rows as they converged)
+            assert config["trainer"]["max_epochs"] <= LONGER_CAPS.get(row.key, 30), row.key
 
 
 def test_committed_page_shows_the_committed_converged_results():
