@@ -368,7 +368,7 @@ class LeakyLoop(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_outputs: Tensor, grad_h: Tensor):
         h0, weight_hh, retention, outputs, candidates, keep = ctx.saved_tensors
-        derivative = candidates.square().neg_().add_(1).mul_(1 - retention)  # d h_t / d pre_t
+        derivative = _DERIVATIVES["tanh"](candidates).mul_(1 - retention)  # d h_t / d pre_t
         if keep is not None:
             derivative.mul_(keep)
         grad_pre = torch.empty_like(candidates)

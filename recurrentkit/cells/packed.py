@@ -57,4 +57,4 @@ class StepProduct:
         """``bias + x Wᵀ`` (``bias`` ``[B, G]`` or ``[G]``), written into ``out`` when given."""
         if self.packed is not None and x.shape[0] == self.batch:
             return torch.add(bias, self.mm(x), out=out)
-        return torch.addmm(bias, x, self.weight_t, out=out) if out is not None else torch.addmm(bias, x, self.weight_t)
+        return torch.addmm(bias, x, self.weight_t, out=out)
