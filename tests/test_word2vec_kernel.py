@@ -207,3 +207,24 @@ def test_compiled_data_yields_chunks_and_the_task_checks_its_backend():
     before = task.input_embeddings.weight.clone()
     loss = task.training_step(chunks[0], 0)
     assert torch.isfinite(loss) and not torch.equal(before, task.input_embeddings.weight)
+
+
+def test_prefetch_compiles_to_a_prefetch_instruction_and_changes_nothing():
+    import numba
+
+    from recurrentkit.embeddings._prefetch import prefetch_for_write
+
+    @numba.njit
+    def touch(w, row):
+        for column in range(0, w.shape[1], 16):
+            prefetch_for_write(w, row, column)
+        return w[row, 0]
+
+    w = np.arange(40 * 100, dtype=np.float32).reshape(40, 100)
+    before = w.copy()
+    assert touch(w, 39) == before[39, 0]
+    np.testing.assert_array_equal(w, before)
+    assembly = touch.inspect_asm(touch.signatures[0])
+    assert "prefetch" in assembly or "prfm" in assembly  # x86 prefetchw (write intent), ARM prfm
+    with pytest.raises(numba.TypingError):
+        numba.njit(lambda v: prefetch_for_write(v, 0, 0))(np.zeros(3, np.float32))  # 1-d arrays are refused

@@ -3,6 +3,7 @@
 import numba
 import numpy as np
 
+from ._prefetch import prefetch_for_write
 from .sgns_kernel import _LCG_INCREMENT, _LCG_MULTIPLIER
 
 _MULTIPLIER, _INCREMENT = np.uint64(_LCG_MULTIPLIER), np.uint64(_LCG_INCREMENT)  # word2vec.c's next_random
@@ -71,19 +72,35 @@ def draw_noise(prob, alias, u):  # pragma: no cover - compiled
     return i if x - i < prob[i] else alias[i]
 
 
+@numba.njit(inline="always", cache=True)
+def draw_targets(targets, target, prob, alias, negative, state):  # pragma: no cover - compiled
+    """``targets[0] = target``, then the ``negative`` noise draws that differ from it; returns ``(count, state)``."""
+    targets[0] = target
+    count = 1
+    for _ in range(negative):
+        state, u = draw(state)
+        t = draw_noise(prob, alias, u)
+        if t != target:  # word2vec.c skips a noise word equal to the target
+            targets[count] = t
+            count += 1
+    return count, state
+
+
+@numba.njit(inline="always", cache=True)
+def prefetch_rows(w, rows, count, dim):  # pragma: no cover - compiled
+    """Ask for the cache lines of ``w[rows[k], :dim]`` (``k < count``) before they are used."""
+    for k in range(count):
+        for d in range(0, dim, 16):  # 16 floats: one 64-byte line
+            prefetch_for_write(w, rows[k], d)
+        prefetch_for_write(w, rows[k], dim - 1)  # the last line of a row that does not start on a line
+
+
 @numba.njit(inline="always", fastmath=True, cache=True, error_model="numpy")
-def train_targets(w_out, v, e, target, prob, alias, negative, alpha, state, scored):  # pragma: no cover - compiled
-    dim = v.shape[0]
+def train_targets(w_out, v, e, targets, count, alpha, scored, dim):  # pragma: no cover - compiled
     loss = 0.0
-    for k in range(negative + 1):
-        if k == 0:
-            t, label = target, 1.0
-        else:
-            state, u = draw(state)
-            t = draw_noise(prob, alias, u)
-            label = 0.0
-            if t == target:
-                continue
+    for k in range(count):
+        t = targets[k]
+        label = 1.0 if k == 0 else 0.0
         f = np.float32(0.0)
         for d in range(dim):
             f += v[d] * w_out[t, d]
@@ -101,7 +118,7 @@ def train_targets(w_out, v, e, target, prob, alias, negative, alpha, state, scor
             u = w_out[t, d]
             e[d] += g * u
             w_out[t, d] = u + g * v[d]
-    return loss, state
+    return loss
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True, error_model="numpy")
@@ -126,6 +143,7 @@ def train(w_in, w_out, ids, sentences, keep, cdf, cbow, cbow_mean, window, shrin
                 m += 1
         e = np.empty(dim, np.float32)
         v = np.empty(dim, np.float32)
+        targets = np.empty(negative + 1, np.int64)
         loss = 0.0
         count = scored_count = 0
         alpha = alpha_start + (alpha_end - alpha_start) * lo / max(n, 1)  # linear across the chunk's positions
@@ -137,41 +155,51 @@ def train(w_in, w_out, ids, sentences, keep, cdf, cbow, cbow_mean, window, shrin
                 state, u = draw(state)
                 b = 1 + min(int(u * window), window - 1)
             first, stop = max(0, c - b), min(m, c + b + 1)
+            while kept_sentence[first] != kept_sentence[c]:  # the window stops at the sentence's ends
+                first += 1
+            while kept_sentence[stop - 1] != kept_sentence[c]:
+                stop -= 1
+            if c + window + 1 < m:  # the word that enters the window next
+                prefetch_rows(w_in, kept[c + window + 1:], 1, dim)
             scored = c % loss_every == 0  # the loss is measured on every loss_every-th centre's examples
             if cbow:
-                v[:] = 0.0
-                width = 0
-                for j in range(first, stop):
-                    if j != c and kept_sentence[j] == kept_sentence[c]:
-                        width += 1
-                        for d in range(dim):
-                            v[d] += w_in[kept[j], d]
+                width = stop - first - 1
                 if width == 0:
                     continue
+                n_targets, state = draw_targets(targets, kept[c], prob, alias, negative, state)
+                prefetch_rows(w_out, targets, n_targets, dim)
+                v[:] = 0.0
+                for j in range(first, stop):
+                    # a row index read into a local: read inside the loop, the compiler must assume the stores to v
+                    # may change ``kept`` and reloads it every iteration, which stops vectorisation (2.6x slower)
+                    i = kept[j]
+                    if j != c:
+                        for d in range(dim):
+                            v[d] += w_in[i, d]
                 if cbow_mean:
                     inverse = np.float32(1.0 / width)
                     for d in range(dim):
                         v[d] *= inverse
                 e[:] = 0.0
-                pair_loss, state = train_targets(w_out, v, e, kept[c], prob, alias, negative, alpha, state, scored)
-                loss += pair_loss
+                loss += train_targets(w_out, v, e, targets, n_targets, alpha, scored, dim)
                 count += 1
                 scored_count += scored
                 for j in range(first, stop):
-                    if j != c and kept_sentence[j] == kept_sentence[c]:
+                    i = kept[j]
+                    if j != c:
                         for d in range(dim):
-                            w_in[kept[j], d] += e[d]
+                            w_in[i, d] += e[d]
             else:
                 for j in range(first, stop):
-                    if j == c or kept_sentence[j] != kept_sentence[c]:
+                    if j == c:
                         continue
                     i = kept[j]
+                    n_targets, state = draw_targets(targets, kept[c], prob, alias, negative, state)
+                    prefetch_rows(w_out, targets, n_targets, dim)
                     e[:] = 0.0
                     for d in range(dim):
                         v[d] = w_in[i, d]
-                    pair_loss, state = train_targets(w_out, v, e, kept[c], prob, alias, negative, alpha, state,
-                                                     scored)
-                    loss += pair_loss
+                    loss += train_targets(w_out, v, e, targets, n_targets, alpha, scored, dim)
                     count += 1
                     scored_count += scored
                     for d in range(dim):
