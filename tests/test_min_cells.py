@@ -220,3 +220,39 @@ def test_hand_written_coefficient_backward_equals_autograd(name, monkeypatch):
     generic = torch.autograd.grad(run(layer_input, h0)[0], inputs, grad)
     for a, b in zip(ours, generic):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.skipif(not rk.cells.min_gru_kernel.available(), reason="Numba is not installed (recurrentkit[fast])")
+def test_compiled_min_gru_pass_equals_the_generic_scan(monkeypatch):
+    from recurrentkit.cells import linear, min_gru_kernel
+
+    torch.manual_seed(8)
+    layer = rk.Recurrent("min_gru", 5, 24, num_layers=2, bidirectional=True)
+    x = (torch.randn(40, 4, 5) * 3).requires_grad_()  # gate and candidate logits on both sides of g's kink
+    lengths = torch.tensor([40, 17, 1, 39])
+    h0 = [layer.cells()[0].state_type(torch.randn(4, 24, requires_grad=True)) for _ in range(4)]
+    upstream = torch.randn(40, 4, 48)
+
+    def run(autocast=False):
+        with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+            out, final = layer(x, h0, lengths=lengths)
+        inputs = (x, *(s.h for s in h0), *layer.parameters())
+        loss = (out.float() * upstream).sum() + sum((s.h.float() ** 2).sum() for s in final)
+        return [out.detach().float(), *(s.h.detach() for s in final), *torch.autograd.grad(loss, inputs)]
+
+    def no_generic_scan(*args, **kwargs):
+        raise AssertionError("the generic scan ran: min_gru should have taken the compiled pass")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(linear, "scan_coefficients", no_generic_scan)
+        compiled, compiled_bf16 = run(), run(autocast=True)
+    monkeypatch.setattr(min_gru_kernel, "applies", lambda u, h0: False)
+    generic = run()
+    # outputs, final states, then dL/dx, dL/dh0 of each direction and layer, and every parameter's gradient
+    for ours, ref in zip(compiled, generic):
+        assert ours.dtype == ref.dtype
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-4)
+    assert (compiled[0][lengths[2]:, 2] == 0).all()  # padded steps output zeros
+    for ours, ref in zip(compiled_bf16, generic):  # under bf16 autocast: the float32 result to bf16 precision
+        assert ours.dtype == ref.dtype
+        assert (ours - ref).norm() <= 5e-2 * ref.norm()  # bf16 weight gradients: about 2% (8 mantissa bits)
