@@ -4,14 +4,15 @@ The generic scan (:func:`~recurrentkit.cells.scan.scan_coefficients`) computes t
 back-propagates through them as separate whole-block tensor operations: about 20 passes over ``[T, B, H]`` arrays
 per layer, forward and backward. Here ``σ`` of the projected input is one torch call (vectorised), and the update
 ``h_t = (1 - z_t) h_{t-1} + z_t g(c_t)`` and its backward each run as one compiled loop
-(:mod:`recurrentkit.cells._min_gru_numba`, threads over the batch rows). The same function as the generic path, up
-to float32 rounding; used by :class:`~recurrentkit.cells.min_gru.MinGRUCell` on CPU when Numba is installed
-(``pip install "recurrentkit[fast]"``).
+(:mod:`recurrentkit.cells._min_gru_numba`), the batch rows shared out over ``torch.get_num_threads()`` threads.
+The same function as the generic path, up to float32 rounding; used by
+:class:`~recurrentkit.cells.min_gru.MinGRUCell` on CPU when Numba is installed (``pip install "recurrentkit[fast]"``).
 """
 
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor
@@ -42,10 +43,20 @@ def _kernels():
     return _min_gru_numba
 
 
-def _threads(batch: int) -> None:
-    import numba
+@functools.lru_cache(maxsize=4)
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(workers, thread_name_prefix="recurrentkit-min-gru")
 
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, batch)))
+
+def _over_rows(kernel, batch: int, *arrays) -> None:
+    """``kernel(first, stop, *arrays)`` over the batch rows, split into ``torch.get_num_threads()`` ranges that run
+    at once (the compiled loops release the GIL); idle pool threads wait on a queue instead of spinning."""
+    threads = max(1, min(torch.get_num_threads(), batch))
+    bounds = [batch * k // threads for k in range(threads + 1)]
+    pending = [_pool(threads - 1).submit(kernel, bounds[k], bounds[k + 1], *arrays) for k in range(1, threads)]
+    kernel(bounds[0], bounds[1], *arrays)
+    for future in pending:
+        future.result()
 
 
 class MinGRUScan(torch.autograd.Function):
@@ -58,8 +69,7 @@ class MinGRUScan(torch.autograd.Function):
         gates = torch.sigmoid(u32)
         h0 = h0.detach().contiguous()
         out = u32.new_empty(u32.shape[0], u32.shape[1], u32.shape[2] // 2)
-        _threads(u32.shape[1])
-        _kernels().forward(u32.numpy(), gates.numpy(), keep.numpy(), h0.numpy(), out.numpy())
+        _over_rows(_kernels().forward, u32.shape[1], u32.numpy(), gates.numpy(), keep.numpy(), h0.numpy(), out.numpy())
         ctx.input_dtype = u.dtype
         ctx.save_for_backward(u32, gates, keep, h0, out)
         return out
@@ -70,7 +80,6 @@ class MinGRUScan(torch.autograd.Function):
         u32, gates, keep, h0, out = ctx.saved_tensors
         grad_out = grad_out.to(torch.float32).contiguous()
         grad_u, grad_h0 = torch.empty_like(u32), torch.empty_like(h0)
-        _threads(u32.shape[1])
-        _kernels().backward(u32.numpy(), gates.numpy(), keep.numpy(), h0.numpy(), out.numpy(), grad_out.numpy(),
-                            grad_u.numpy(), grad_h0.numpy())
+        _over_rows(_kernels().backward, u32.shape[1], u32.numpy(), gates.numpy(), keep.numpy(), h0.numpy(), out.numpy(),
+                   grad_out.numpy(), grad_u.numpy(), grad_h0.numpy())
         return grad_u.to(ctx.input_dtype), grad_h0, None
