@@ -256,3 +256,16 @@ def test_compiled_min_gru_pass_equals_the_generic_scan(monkeypatch):
     for ours, ref in zip(compiled_bf16, generic):  # under bf16 autocast: the float32 result to bf16 precision
         assert ours.dtype == ref.dtype
         assert (ours - ref).norm() <= 5e-2 * ref.norm()  # bf16 weight gradients: about 2% (8 mantissa bits)
+
+
+@pytest.mark.skipif(not rk.cells.min_gru_kernel.available(), reason="Numba is not installed (recurrentkit[fast])")
+def test_compiled_pass_leaves_torchs_thread_count_alone():
+    saved = torch.get_num_threads()
+    layer = rk.Recurrent("min_gru", 4, 8)
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            layer(torch.randn(6, 3, 4, requires_grad=True))[0].sum().backward()
+            assert torch.get_num_threads() == threads  # Numba's OpenMP start-up would set it to every core
+    finally:
+        torch.set_num_threads(saved)

@@ -1,10 +1,9 @@
 """The Numba half of :mod:`recurrentkit.cells.min_gru_kernel` (imported on first use; compiled code is cached).
 
 Arrays: ``u`` and ``gates = σ(u)`` ``[T, B, 2H]`` (update-gate logits then candidate logits), ``keep`` ``[T, B]``
-(1 at real steps, 0 at padding), ``h0`` ``[B, H]``, states ``out`` ``[T, B, H]``. A call works on the batch rows
-``[first, stop)``; inside a row time runs in order and every step is a vectorised loop over the ``H`` units. The
-loops release the GIL, so Python threads can share the rows out (no Numba thread pool: its OpenMP workers keep
-spinning after each parallel region and slow the torch operations that follow).
+(1 at real steps, 0 at padding), ``h0`` ``[B, H]``, states ``out`` ``[T, B, H]``. The batch rows are shared out over
+the threads (Numba's ``prange``); inside a row time runs in order and every step is a vectorised loop over the
+``H`` units.
 """
 
 import numba
@@ -18,12 +17,12 @@ def candidate(c, s):  # pragma: no cover - compiled
     return shifted if shifted > s else s
 
 
-@numba.njit(fastmath=True, nogil=True, cache=True, error_model="numpy")
-def forward(first, stop, u, gates, keep, h0, out):  # pragma: no cover - compiled
+@numba.njit(parallel=True, fastmath=True, nogil=True, cache=True, error_model="numpy")
+def forward(u, gates, keep, h0, out):  # pragma: no cover - compiled
     """``h_t = (1 - z_t) h_{t-1} + z_t g(c_t)`` at real steps, ``h_t = h_{t-1}`` at padded ones."""
-    steps, width = u.shape[0], u.shape[2]
+    steps, batch, width = u.shape
     hidden = width // 2
-    for b in range(first, stop):
+    for b in numba.prange(batch):
         h = h0[b].copy()
         for t in range(steps):
             if keep[t, b]:
@@ -36,15 +35,15 @@ def forward(first, stop, u, gates, keep, h0, out):  # pragma: no cover - compile
                 row[j] = h[j]
 
 
-@numba.njit(fastmath=True, nogil=True, cache=True, error_model="numpy")
-def backward(first, stop, u, gates, keep, h0, out, grad_out, grad_u, grad_h0):  # pragma: no cover - compiled
+@numba.njit(parallel=True, fastmath=True, nogil=True, cache=True, error_model="numpy")
+def backward(u, gates, keep, h0, out, grad_out, grad_u, grad_h0):  # pragma: no cover - compiled
     """``dh_t = g_t + (1 - z_{t+1}) dh_{t+1}`` backwards in time, and from it ``dL/du`` (both halves) and
     ``dL/dh0``: ``dL/dk = (dh g(c) - dh h_{t-1}) z (1 - z)``, ``dL/dc = dh z g'(c)`` (``g' = 1`` for ``c >= 0``,
     ``σ(c)(1 - σ(c))`` below). Padded steps pass ``dh`` through and get zero gradients."""
-    steps, width = u.shape[0], u.shape[2]
+    steps, batch, width = u.shape
     hidden = width // 2
     one = np.float32(1.0)
-    for b in range(first, stop):
+    for b in numba.prange(batch):
         carry = np.zeros(hidden, np.float32)  # (1 - z_{t+1}) dh_{t+1}
         for t in range(steps - 1, -1, -1):
             incoming, grad_row = grad_out[t, b], grad_u[t, b]

@@ -11,24 +11,18 @@ The same function as the generic path, up to float32 rounding; used by
 
 from __future__ import annotations
 
-import functools
-from concurrent.futures import ThreadPoolExecutor
-
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ..compiled_loops import numba_available, numba_threads
+
 __all__ = ["MinGRUScan", "available", "applies"]
 
 
-@functools.lru_cache(maxsize=1)
 def available() -> bool:
     """Whether Numba imports (the compiled path's only requirement beyond torch)."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return numba_available()
 
 
 def applies(u: Tensor, h0: Tensor) -> bool:
@@ -43,22 +37,6 @@ def _kernels():
     return _min_gru_numba
 
 
-@functools.lru_cache(maxsize=4)
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(workers, thread_name_prefix="recurrentkit-min-gru")
-
-
-def _over_rows(kernel, batch: int, *arrays) -> None:
-    """``kernel(first, stop, *arrays)`` over the batch rows, split into ``torch.get_num_threads()`` ranges that run
-    at once (the compiled loops release the GIL); idle pool threads wait on a queue instead of spinning."""
-    threads = max(1, min(torch.get_num_threads(), batch))
-    bounds = [batch * k // threads for k in range(threads + 1)]
-    pending = [_pool(threads - 1).submit(kernel, bounds[k], bounds[k + 1], *arrays) for k in range(1, threads)]
-    kernel(bounds[0], bounds[1], *arrays)
-    for future in pending:
-        future.result()
-
-
 class MinGRUScan(torch.autograd.Function):
     """``h = MinGRUScan.apply(u, h0, keep)``: all states ``[T, B, H]`` from ``u = [W_z; W_h] x + b`` ``[T, B, 2H]``,
     ``h0`` ``[B, H]`` and ``keep`` ``[T, B]`` (uint8, 0 at padded steps, which keep the state)."""
@@ -69,7 +47,8 @@ class MinGRUScan(torch.autograd.Function):
         gates = torch.sigmoid(u32)
         h0 = h0.detach().contiguous()
         out = u32.new_empty(u32.shape[0], u32.shape[1], u32.shape[2] // 2)
-        _over_rows(_kernels().forward, u32.shape[1], u32.numpy(), gates.numpy(), keep.numpy(), h0.numpy(), out.numpy())
+        with numba_threads(min(torch.get_num_threads(), u32.shape[1])):
+            _kernels().forward(u32.numpy(), gates.numpy(), keep.numpy(), h0.numpy(), out.numpy())
         ctx.input_dtype = u.dtype
         ctx.save_for_backward(u32, gates, keep, h0, out)
         return out
@@ -80,6 +59,7 @@ class MinGRUScan(torch.autograd.Function):
         u32, gates, keep, h0, out = ctx.saved_tensors
         grad_out = grad_out.to(torch.float32).contiguous()
         grad_u, grad_h0 = torch.empty_like(u32), torch.empty_like(h0)
-        _over_rows(_kernels().backward, u32.shape[1], u32.numpy(), gates.numpy(), keep.numpy(), h0.numpy(), out.numpy(),
-                   grad_out.numpy(), grad_u.numpy(), grad_h0.numpy())
+        with numba_threads(min(torch.get_num_threads(), u32.shape[1])):
+            _kernels().backward(u32.numpy(), gates.numpy(), keep.numpy(), h0.numpy(), out.numpy(), grad_out.numpy(),
+                                grad_u.numpy(), grad_h0.numpy())
         return grad_u.to(ctx.input_dtype), grad_h0, None

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..compiled_loops import numba_available, numba_threads
+
 __all__ = ["available", "lcg_next", "train_chunk", "uniform", "warm_up"]
 
 _LCG_MULTIPLIER, _LCG_INCREMENT = 25214903917, 11  # word2vec.c's next_random
@@ -48,11 +50,7 @@ def uniform(state: int) -> float:
 
 def available() -> bool:
     """Whether Numba is installed (the compiled backend of :class:`~recurrentkit.tasks.word2vec.Word2VecTask`)."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return numba_available()
 
 
 def _kernel():
@@ -115,13 +113,11 @@ def train_chunk(w_in: np.ndarray, w_out: np.ndarray, ids: np.ndarray, sentences:
     dim = w_in.shape[1] if dim is None else int(dim)
     if not 1 <= dim <= w_in.shape[1]:
         raise ValueError(f"dim must be in [1, {w_in.shape[1]}] (the row width), got {dim}")
-    import numba
-
-    threads = max(1, min(int(threads), max(len(ids), 1), numba.config.NUMBA_NUM_THREADS))
-    numba.set_num_threads(threads)
-    loss, count, scored = _kernel()(
-        w_in, w_out, np.ascontiguousarray(ids, np.int64), np.ascontiguousarray(sentences, np.int64),
-        np.ascontiguousarray(keep, np.float64), np.ascontiguousarray(noise_cdf, np.float64), mode == "cbow",
-        bool(cbow_mean), int(window), bool(shrink_windows), int(negative), float(alpha_start),
-        float(alpha_start if alpha_end is None else alpha_end), int(seed) & _MASK64, threads, int(loss_every), dim)
+    with numba_threads(max(1, min(int(threads), max(len(ids), 1)))) as threads:
+        loss, count, scored = _kernel()(
+            w_in, w_out, np.ascontiguousarray(ids, np.int64), np.ascontiguousarray(sentences, np.int64),
+            np.ascontiguousarray(keep, np.float64), np.ascontiguousarray(noise_cdf, np.float64), mode == "cbow",
+            bool(cbow_mean), int(window), bool(shrink_windows), int(negative), float(alpha_start),
+            float(alpha_start if alpha_end is None else alpha_end), int(seed) & _MASK64, threads, int(loss_every),
+            dim)
     return float(loss) * count / max(scored, 1), int(count)
