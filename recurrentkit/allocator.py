@@ -12,6 +12,13 @@ hand-written loop and 0.83x its speed (``benchmarks/lm_step.py``).
 caching allocator: the resident size stays at its peak. The ``recurrentkit`` command calls it at start; a Python
 user may call it once, before training. It does nothing on other C libraries (macOS, musl, Windows), when the user
 has set glibc's own ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``, or when ``RECURRENTKIT_MALLOC=default``.
+
+Buffers above 32 MiB (glibc's cap) are still mapped afresh every step: the bfloat16 LSTM kernels' workspaces of the
+main job (``[T, B, 4H]``, about 50 MiB) cost it 45.8 million minor page faults and 84 s of its 188 s wall time.
+:func:`prefer_huge_pages` (also called by the command) sets PyTorch's ``THP_MEM_ALLOC_ENABLE=1``: its CPU allocator
+then aligns large tensors to 2 MiB and asks for transparent huge pages (``madvise``), one fault per 2 MiB instead of
+per 4 KiB. The main job: 0.93 million faults, 41 s system time, 2 min 41 s instead of 3 min 08 s, the same result.
+PyTorch reads the variable at its first large allocation, so the call must come before that.
 """
 
 from __future__ import annotations
@@ -53,6 +60,30 @@ def keep_freed_memory() -> bool:
     return _applied
 
 
+THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+
+def prefer_huge_pages() -> bool:
+    """Let PyTorch's CPU allocator back large tensors with transparent huge pages (``THP_MEM_ALLOC_ENABLE=1``).
+
+    Returns ``True`` if the variable is now ``1`` (set here or already by the user); ``False`` where nothing was
+    changed: ``RECURRENTKIT_MALLOC=default``, the user's own ``THP_MEM_ALLOC_ENABLE``, or a kernel without
+    transparent huge pages (or with them set to ``never``).
+    """
+    if os.environ.get("RECURRENTKIT_MALLOC", "").lower() == "default":
+        return False
+    if "THP_MEM_ALLOC_ENABLE" in os.environ:
+        return os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
+    try:
+        with open(THP_SETTING) as setting:
+            if "[never]" in setting.read():
+                return False
+    except OSError:
+        return False
+    os.environ["THP_MEM_ALLOC_ENABLE"] = "1"
+    return True
+
+
 def _glibc() -> ctypes.CDLL | None:
     """The process's C library if it is glibc (``gnu_get_libc_version`` exists), else ``None``."""
     try:
@@ -65,4 +96,4 @@ def _glibc() -> ctypes.CDLL | None:
     return libc
 
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["keep_freed_memory", "prefer_huge_pages"]

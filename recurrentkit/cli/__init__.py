@@ -15,10 +15,11 @@ from .lightning import LIGHTNING_SUBCOMMANDS, build_cli, print_summary, run_ligh
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``recurrentkit`` console script."""
-    from ..allocator import keep_freed_memory
+    from ..allocator import keep_freed_memory, prefer_huge_pages
     from ..console import quiet_third_party_notices
 
     keep_freed_memory()  # reuse freed tensor memory instead of page-faulting it back in every step
+    prefer_huge_pages()  # and fault the larger buffers glibc still maps afresh in 2 MiB pages, not 4 KiB
     quiet_third_party_notices()
     from_command_line = argv is None
     args = sys.argv[1:] if argv is None else list(argv)
