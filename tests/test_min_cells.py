@@ -222,12 +222,13 @@ def test_hand_written_coefficient_backward_equals_autograd(name, monkeypatch):
         torch.testing.assert_close(a, b)
 
 
-@pytest.mark.skipif(not rk.cells.min_gru_kernel.available(), reason="Numba is not installed (recurrentkit[fast])")
-def test_compiled_min_gru_pass_equals_the_generic_scan(monkeypatch):
-    from recurrentkit.cells import linear, min_gru_kernel
+@pytest.mark.skipif(not rk.cells.min_kernels.available(), reason="Numba is not installed (recurrentkit[fast])")
+@pytest.mark.parametrize("name", NAMES)
+def test_compiled_pass_equals_the_generic_scan(name, monkeypatch):
+    from recurrentkit.cells import linear, min_kernels
 
     torch.manual_seed(8)
-    layer = rk.Recurrent("min_gru", 5, 24, num_layers=2, bidirectional=True)
+    layer = rk.Recurrent(name, 5, 24, num_layers=2, bidirectional=True)
     x = (torch.randn(40, 4, 5) * 3).requires_grad_()  # gate and candidate logits on both sides of g's kink
     lengths = torch.tensor([40, 17, 1, 39])
     h0 = [layer.cells()[0].state_type(torch.randn(4, 24, requires_grad=True)) for _ in range(4)]
@@ -241,12 +242,12 @@ def test_compiled_min_gru_pass_equals_the_generic_scan(monkeypatch):
         return [out.detach().float(), *(s.h.detach() for s in final), *torch.autograd.grad(loss, inputs)]
 
     def no_generic_scan(*args, **kwargs):
-        raise AssertionError("the generic scan ran: min_gru should have taken the compiled pass")
+        raise AssertionError(f"the generic scan ran: {name} should have taken the compiled pass")
 
     with monkeypatch.context() as patch:
         patch.setattr(linear, "scan_coefficients", no_generic_scan)
         compiled, compiled_bf16 = run(), run(autocast=True)
-    monkeypatch.setattr(min_gru_kernel, "applies", lambda u, h0: False)
+    monkeypatch.setattr(min_kernels, "applies", lambda u, h0: False)
     generic = run()
     # outputs, final states, then dL/dx, dL/dh0 of each direction and layer, and every parameter's gradient
     for ours, ref in zip(compiled, generic):
@@ -258,7 +259,7 @@ def test_compiled_min_gru_pass_equals_the_generic_scan(monkeypatch):
         assert (ours - ref).norm() <= 5e-2 * ref.norm()  # bf16 weight gradients: about 2% (8 mantissa bits)
 
 
-@pytest.mark.skipif(not rk.cells.min_gru_kernel.available(), reason="Numba is not installed (recurrentkit[fast])")
+@pytest.mark.skipif(not rk.cells.min_kernels.available(), reason="Numba is not installed (recurrentkit[fast])")
 def test_compiled_pass_leaves_torchs_thread_count_alone():
     saved = torch.get_num_threads()
     layer = rk.Recurrent("min_gru", 4, 8)

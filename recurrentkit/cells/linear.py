@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from . import min_kernels
 from .base import RecurrentCell
 from .init import uniform_
 from .kernels import SequenceKernel
@@ -80,6 +81,10 @@ class LinearRecurrentCell(RecurrentCell):
 
     kernel = ScanKernel
     linear_recurrence: ClassVar[bool] = True
+    #: Name of a compiled whole-sequence pass in :mod:`~recurrentkit.cells.min_kernels` (``"min_gru"``,
+    #: ``"min_lstm"``) that replaces the generic scan on CPU with Numba installed, float32 state, ``scan="linear"``
+    #: and the default ``chunk_size``; ``None``: always the generic scan.
+    compiled_pass: ClassVar[str | None] = None
     state_type = LinearState
 
     def __init__(self, input_size: int, hidden_size: int, scan: str = "linear", chunk_size: int | None = None
@@ -118,6 +123,10 @@ class LinearRecurrentCell(RecurrentCell):
         (``True`` = real step) makes padded steps identities (``a = 1, b = 0``: the state is kept) with zero output.
         This is :class:`ScanKernel`'s body; call :meth:`forward_sequence` (or the layer) rather than this."""
         h0 = state[0]
+        if (self.compiled_pass is not None and self.scan == "linear" and self.chunk_size is None
+                and min_kernels.applies(u, h0)):
+            outputs, last = min_kernels.run(self.compiled_pass, u, h0, mask)
+            return outputs, self.state_type(last)
         keep = None if mask is None else mask.unsqueeze(-1)
         if self.scan == "log":
             log_a, log_b = self.log_coefficients(u)

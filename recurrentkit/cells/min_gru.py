@@ -8,8 +8,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from . import min_gru_kernel
-from .linear import LinearState, ProjectedLinearCell
+from .linear import ProjectedLinearCell
 from .registry import register_cell
 
 
@@ -55,17 +54,7 @@ class MinGRUCell(ProjectedLinearCell):
 
     num_projections = 2
 
-    def scan_projected(self, u: Tensor, state: LinearState, mask: Tensor | None = None
-                       ) -> tuple[Tensor, LinearState]:
-        """The whole sequence: on CPU with Numba installed (float32 state, ``scan="linear"``, default
-        ``chunk_size``) one compiled pass each way (:mod:`~recurrentkit.cells.min_gru_kernel`), else the generic
-        scan of the coefficients."""
-        h0 = state[0]
-        if self.scan != "linear" or self.chunk_size is not None or not min_gru_kernel.applies(u, h0):
-            return super().scan_projected(u, state, mask)
-        keep = (u.new_ones(u.shape[:2], dtype=torch.uint8) if mask is None else mask.to(torch.uint8)).contiguous()
-        h = min_gru_kernel.MinGRUScan.apply(u, h0, keep)
-        return (h if mask is None else h * mask.unsqueeze(-1).to(h.dtype)), self.state_type(h[-1])
+    compiled_pass = "min_gru"  # recurrentkit.cells.min_kernels, where it applies
 
     def coefficients(self, u: Tensor) -> tuple[Tensor, Tensor]:
         gate, candidate = u.chunk(2, dim=-1)

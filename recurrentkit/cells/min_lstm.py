@@ -36,6 +36,8 @@ class MinLSTMCell(ProjectedLinearCell):
 
     num_projections = 3
 
+    compiled_pass = "min_lstm"  # recurrentkit.cells.min_kernels, where it applies
+
     def coefficients(self, u: Tensor) -> tuple[Tensor, Tensor]:
         forget, input, candidate = u.chunk(3, dim=-1)
         a = torch.sigmoid(F.logsigmoid(forget) - F.logsigmoid(input))  # f' = f / (f + i) = σ(log f - log i)
