@@ -18,6 +18,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from ..compiled_loops import numba_available, numba_threads
+from .scan import _block_steps
 
 __all__ = ["CompiledScan", "available", "applies", "run"]
 
@@ -39,13 +40,17 @@ def min_gru_inputs(u: Tensor) -> Tensor:
 
 
 def min_lstm_inputs(u: Tensor) -> Tensor:
-    """``[a, σ(-k_f), σ(-k_i), σ(c)]``, ``a = σ(log σ(k_f) - log σ(k_i))`` (finite for any pre-activations)."""
+    """``[a, σ(-k_f), σ(-k_i), σ(c)]``, ``a = σ(log σ(k_f) - log σ(k_i))`` (finite for any pre-activations); in blocks
+    of time whose temporaries stay in cache (whole-sequence temporaries cost a page-faulting allocation each)."""
     hidden = u.shape[-1] // 3
-    forget, input = u[..., :hidden], u[..., hidden:2 * hidden]
     pre = u.new_empty(*u.shape[:-1], 4 * hidden)
-    torch.sigmoid(F.logsigmoid(forget) - F.logsigmoid(input), out=pre[..., :hidden])
-    torch.sigmoid(u[..., :2 * hidden].neg(), out=pre[..., hidden:3 * hidden])
-    torch.sigmoid(u[..., 2 * hidden:], out=pre[..., 3 * hidden:])
+    block = _block_steps(u.shape[0], u[0].numel() // 3)
+    for start in range(0, u.shape[0], block):
+        part, out = u[start:start + block], pre[start:start + block]
+        forget, input = part[..., :hidden], part[..., hidden:2 * hidden]
+        torch.sigmoid(F.logsigmoid(forget).sub_(F.logsigmoid(input)), out=out[..., :hidden])
+        torch.sigmoid(part[..., :2 * hidden].neg(), out=out[..., hidden:3 * hidden])
+        torch.sigmoid(part[..., 2 * hidden:], out=out[..., 3 * hidden:])
     return pre
 
 
