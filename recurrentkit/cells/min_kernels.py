@@ -55,13 +55,12 @@ def min_lstm_inputs(u: Tensor) -> Tensor:
 
 
 _PASSES = {"min_gru": min_gru_inputs, "min_lstm": min_lstm_inputs}
-_KINDS = {"min_gru": 0, "min_lstm": 1}  # _min_numba.MIN_GRU, MIN_LSTM
 
 
-def _loops():
+def _loops(cell: str, direction: str):
     from . import _min_numba
 
-    return _min_numba
+    return getattr(_min_numba, f"{cell}_{direction}")
 
 
 class CompiledScan(torch.autograd.Function):
@@ -76,8 +75,7 @@ class CompiledScan(torch.autograd.Function):
         h0 = h0.detach().contiguous()
         out = u32.new_empty(u32.shape[0], u32.shape[1], h0.shape[-1])
         with numba_threads(min(torch.get_num_threads(), u32.shape[1])):
-            loops = _loops()
-            loops.forward(_KINDS[cell], u32.numpy(), pre.numpy(), keep.numpy(), h0.numpy(), out.numpy())
+            _loops(cell, "forward")(u32.numpy(), pre.numpy(), keep.numpy(), h0.numpy(), out.numpy())
         ctx.cell, ctx.input_dtype = cell, u.dtype
         ctx.save_for_backward(u32, pre, keep, h0, out)
         return out
@@ -89,8 +87,8 @@ class CompiledScan(torch.autograd.Function):
         grad_out = grad_out.to(torch.float32).contiguous()
         grad_u, grad_h0 = torch.empty_like(u32), torch.empty_like(h0)
         with numba_threads(min(torch.get_num_threads(), u32.shape[1])):
-            _loops().backward(_KINDS[ctx.cell], u32.numpy(), pre.numpy(), keep.numpy(), h0.numpy(), out.numpy(),
-                              grad_out.numpy(), grad_u.numpy(), grad_h0.numpy())
+            _loops(ctx.cell, "backward")(u32.numpy(), pre.numpy(), keep.numpy(), h0.numpy(), out.numpy(),
+                                         grad_out.numpy(), grad_u.numpy(), grad_h0.numpy())
         return None, grad_u.to(ctx.input_dtype), grad_h0, None
 
 
