@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import recurrentkit as rk
-from recurrentkit.cells.linear import LinearRecurrentCell
+from recurrentkit.cells.linear import LinearRecurrentCell, LinearState
 from recurrentkit.cells.min_gru import g, log_g
 
 NAMES = ["min_gru", "min_lstm"]
@@ -270,3 +270,18 @@ def test_compiled_pass_leaves_torchs_thread_count_alone():
             assert torch.get_num_threads() == threads  # Numba's OpenMP start-up would set it to every core
     finally:
         torch.set_num_threads(saved)
+
+
+@pytest.mark.skipif(not rk.cells.min_kernels.available(), reason="Numba is not installed (recurrentkit[fast])")
+def test_an_unknown_compiled_pass_is_a_clear_error():
+    class Decay(LinearRecurrentCell):
+        compiled_pass = "ema"
+
+        def project_input(self, x):
+            return x
+
+        def coefficients(self, u):
+            return torch.full_like(u, 0.5), u
+
+    with pytest.raises(ValueError, match="no compiled pass named 'ema'"):
+        Decay(3, 3).forward_sequence(torch.randn(4, 2, 3), LinearState(torch.zeros(2, 3)))

@@ -94,6 +94,9 @@ class CompiledScan(torch.autograd.Function):
 
 def run(cell: str, u: Tensor, h0: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
     """The layer's outputs (zero at padded steps) and the final state ``[B, H]`` of ``cell`` over ``u``."""
+    if cell not in _PASSES:
+        raise ValueError(f"no compiled pass named {cell!r} (a cell's compiled_pass must be one of {sorted(_PASSES)} "
+                         "or None)")
     keep = (u.new_ones(u.shape[:2], dtype=torch.uint8) if mask is None else mask.to(torch.uint8)).contiguous()
     h = CompiledScan.apply(cell, u, h0, keep)
     return (h if mask is None else h * mask.unsqueeze(-1).to(h.dtype)), h[-1]
